@@ -1,0 +1,1 @@
+"""Built-in backends. Each module registers itself through the ``register_backends`` hook."""
