@@ -17,6 +17,7 @@ from . import hookspecs
 DEFAULT_PLUGINS = (
     "backends.loopback",
     "harness.datasets",
+    "harness.metrics.builtin",
 )
 
 ENV_VAR = "S2S_BENCH_LOAD_PLUGINS"
