@@ -84,7 +84,10 @@ def run_text(args) -> int:
         )
         return 2
     metrics = get_metrics("wer,cer,cer_codepoint,chrf")
-    samples = [Sample(f"line {i}", ref_text=r, transcript=h) for i, (r, h) in enumerate(zip(refs, hyps), 1)]
+    samples = [
+        Sample(f"line {i}", ref_text=r, transcript=h)
+        for i, (r, h) in enumerate(zip(refs, hyps, strict=True), 1)
+    ]
     per = [{m.name: m.compute(s) for m in metrics} for s in samples]
     corpus = {m.name: aggregate(m, [p[m.name] for p in per]) for m in metrics}
     counts = {
@@ -119,7 +122,7 @@ def run_text(args) -> int:
         f"{ccounts['del']} deletions, {ccounts['ins']} insertions"
     )
     if args.per_utt:
-        for s, p in zip(samples, per):
+        for s, p in zip(samples, per, strict=True):
             vals = "  ".join(
                 f"{k}={'n/a' if r.value is None else format(r.value, '.4g')}" for k, r in p.items()
             )
@@ -168,7 +171,7 @@ def run_audio(args) -> int:
                     print(f"warning: {exc}", file=sys.stderr)
         samples.append(s)
     results = score_samples(samples, metrics, workers=args.workers)
-    per = {s.id: r for s, r in zip(samples, results)}
+    per = {s.id: r for s, r in zip(samples, results, strict=True)}
     per.update({stem: {m.name: MetricResult.na(reason) for m in metrics} for stem, reason in bad.items()})
     corpus = {m.name: aggregate(m, [per[k][m.name] for k in per]) for m in metrics}
     if args.out:

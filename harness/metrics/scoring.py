@@ -235,10 +235,12 @@ def score_run(
                     sample.cache["judge_error"] = f"{type(exc).__name__}: {exc}"
             samples.append(sample)
             sample_uids.append(uid)
-        for uid, res in zip(sample_uids, score_samples(samples, chosen, workers=workers, progress=progress)):
+        for uid, res in zip(
+            sample_uids, score_samples(samples, chosen, workers=workers, progress=progress), strict=True
+        ):
             per_utt[uid] = res
         for s in samples:  # explain n/a results whose cause is known more precisely
-            for name, r in per_utt[s.id].items():
+            for _name, r in per_utt[s.id].items():
                 if r.value is None and s.id not in utts and data_reason and "reference" in (r.reason or ""):
                     r.reason = data_reason
                 elif r.value is None and "ref_error" in s.cache and "reference audio" in (r.reason or ""):
