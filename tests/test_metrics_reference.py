@@ -1,0 +1,109 @@
+"""Reference metrics: equal to the reference packages on the same files; delay, length and rate mismatch."""
+
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from harness.audio import read_audio, resample
+from harness.datasets import synthetic_clips
+from harness.metrics import Sample, get_metrics
+from harness.metrics.reference import align_to_reference, log_mel_distance, pesq_wb, si_sdr, stoi
+
+pesq_pkg = pytest.importorskip("pesq")
+pystoi = pytest.importorskip("pystoi")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """A speech-like clip and a noisy copy (SNR 20 dB), written as 16 kHz wav files."""
+    clip = next(iter(synthetic_clips(n=1, seed=3))).audio_array
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(clip.size).astype(np.float32)
+    noise *= np.sqrt(np.mean(clip**2) / np.mean(noise**2)) * 10 ** (-20 / 20)
+    d = tmp_path_factory.mktemp("pair")
+    sf.write(d / "ref.wav", clip, 16000, subtype="FLOAT")
+    sf.write(d / "deg.wav", clip + noise, 16000, subtype="FLOAT")
+    return d / "ref.wav", d / "deg.wav"
+
+
+def _scores(names, audio, sr, ref, ref_sr):
+    s = Sample("u", audio=audio, sr=sr, ref_audio=ref, ref_sr=ref_sr)
+    return {m.name: m.compute(s) for m in get_metrics(names)}
+
+
+def test_pesq_stoi_estoi_equal_the_reference_packages_on_the_same_files(pair):
+    ref, sr = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    got = _scores("pesq,stoi,estoi", deg, sr, ref, sr)
+    assert got["pesq"].detail["lag_ms"] == 0.0
+    r64, d64 = ref.astype(np.float64), deg.astype(np.float64)
+    # Equal up to float64 summation order (numpy's SIMD sums can differ in the last bit with array alignment).
+    assert got["pesq"].value == pytest.approx(pesq_pkg.pesq(16000, r64, d64, "wb"), rel=1e-12)
+    assert got["stoi"].value == pytest.approx(pystoi.stoi(r64, d64, 16000, extended=False), rel=1e-12)
+    assert got["estoi"].value == pytest.approx(pystoi.stoi(r64, d64, 16000, extended=True), rel=1e-12)
+    assert 1.0 < got["pesq"].value < 4.0 and 0.5 < got["stoi"].value < 1.0
+
+
+def test_delay_and_extra_tail_are_aligned_away(pair):
+    ref, sr = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    base = _scores("pesq,si_sdr", deg, sr, ref, sr)
+    late = np.concatenate([np.zeros(int(0.123 * sr), np.float32), deg, np.zeros(4000, np.float32)])
+    got = _scores("pesq,si_sdr", late, sr, ref, sr)
+    assert got["pesq"].detail["lag_ms"] == pytest.approx(123.0)
+    assert got["pesq"].detail["cut_ms"] == pytest.approx(250.0)
+    assert got["pesq"].value == pytest.approx(base["pesq"].value, abs=1e-6)
+    assert got["si_sdr"].value == pytest.approx(base["si_sdr"].value, abs=1e-6)
+
+
+def test_missing_audio_at_the_end_is_penalised_not_hidden(pair):
+    ref, sr = read_audio(pair[0])
+    short = ref[: ref.size // 2]
+    r, d, info = align_to_reference(ref, sr, short, sr)
+    assert d.size == r.size and info["pad_ms"] == pytest.approx(1000 * (ref.size - ref.size // 2) / sr)
+    assert _scores("stoi", short, sr, ref, sr)["stoi"].value < 0.8
+
+
+def test_sample_rate_mismatch_is_resampled(pair):
+    ref, sr = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    base = _scores("pesq,stoi", deg, sr, ref, sr)
+    got = _scores("pesq,stoi", resample(deg, 16000, 22050), 22050, resample(ref, 16000, 48000), 48000)
+    assert got["pesq"].detail["lag_ms"] == 0.0
+    assert got["pesq"].value == pytest.approx(base["pesq"].value, abs=0.1)
+    assert got["stoi"].value == pytest.approx(base["stoi"].value, abs=0.02)
+
+
+def test_functional_errors_name_the_argument():
+    x = np.zeros(16000)
+    with pytest.raises(ValueError, match=r"Expected argument `fs` to be 16000 but got 22050"):
+        pesq_wb(x, x, 22050)
+    with pytest.raises(ValueError, match="same length"):
+        stoi(x, x[:100], 16000)
+    with pytest.raises(ValueError, match="all zeros"):
+        si_sdr(x, x + 1)
+
+
+def test_si_sdr_and_log_mel_distance_behave():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(16000)
+    noise = rng.standard_normal(16000)
+    noise *= np.linalg.norm(ref) / np.linalg.norm(noise) / 10.0  # 20 dB
+    assert si_sdr(ref, ref + noise) == pytest.approx(20.0, abs=0.3)
+    assert si_sdr(ref, 0.3 * (ref + noise)) == pytest.approx(si_sdr(ref, ref + noise))  # scale-invariant
+    assert log_mel_distance(ref, ref, 16000) == 0.0
+    assert log_mel_distance(ref, ref + noise, 16000) < log_mel_distance(ref, ref + 10 * noise, 16000)
+
+
+def test_missing_package_gives_na_with_install_hint(monkeypatch, pair):
+    ref, sr = read_audio(pair[0])
+    monkeypatch.setitem(sys.modules, "pesq", None)  # import pesq -> ModuleNotFoundError
+    r = _scores("pesq", ref, sr, ref, sr)["pesq"]
+    assert r.value is None and "pip install 's2s-bench[metrics]'" in r.reason
+
+
+def test_reference_metric_without_reference_is_na():
+    r = _scores("stoi", np.ones(16000, np.float32), 16000, None, None)["stoi"]
+    assert r.value is None and "no reference audio" in r.reason
