@@ -16,8 +16,10 @@ def _ci(stat: dict, key: str = "p50_ci95", digits: int = 1) -> str:
 
 def summary_table(summary: dict[str, dict]) -> str:
     """One Markdown row per backend: TTFA p50 [95% CI] / p95, TTFB p50, RTF p50, stalls, rtfx, failures."""
-    header = ("| backend | ok/n | TTFA p50 ms [95% CI] | TTFA p95 ms | TTFB p50 ms | RTF p50 | stalls/utt | "
-              "stall ms/utt | RTFx | failed |")
+    header = (
+        "| backend | ok/n | TTFA p50 ms [95% CI] | TTFA p95 ms | TTFB p50 ms | RTF p50 | stalls/utt | "
+        "stall ms/utt | RTFx | failed |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for key, s in summary.items():
         ttfa = s.get("ttfa_ms", {})
@@ -29,8 +31,10 @@ def summary_table(summary: dict[str, dict]) -> str:
             f"{s['n_failed']} |"
         )
         for name, stat in s.get("marks", {}).items():
-            lines.append(f"|  mark `{name}` | {stat.get('n', 0)} | {_fmt(stat)} {_ci(stat)} | {_fmt(stat, 'p95')} "
-                         "| | | | | | |")
+            lines.append(
+                f"|  mark `{name}` | {stat.get('n', 0)} | {_fmt(stat)} {_ci(stat)} | {_fmt(stat, 'p95')} "
+                "| | | | | | |"
+            )
     return "\n".join(lines)
 
 

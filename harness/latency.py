@@ -82,8 +82,9 @@ def run_settings(events: list[dict]) -> dict:
     return settings
 
 
-def utterance_latency(backend: str, utt: str, evs: list[dict], realtime: bool,
-                      min_stall_ms: float = DEFAULT_MIN_STALL_MS) -> UtteranceLatency:
+def utterance_latency(
+    backend: str, utt: str, evs: list[dict], realtime: bool, min_stall_ms: float = DEFAULT_MIN_STALL_MS
+) -> UtteranceLatency:
     """Every latency metric of one utterance from its events (see the module docstring for definitions)."""
     start = next((e for e in evs if e["e"] == "utt_start"), None)
     end = next(e for e in evs if e["e"] == "utt_end")
@@ -182,7 +183,9 @@ def summarize(events: list[dict]) -> dict[str, dict]:
             "n_ok": len(ok),
             "n_failed": len(rows) - len(ok),
             "n_silent": sum(1 for r in ok if r.ttfa_ms is None),
-            "failures": [{"utt": r.utt, "kind": r.error_kind, "reason": r.error} for r in rows if r.status != "ok"],
+            "failures": [
+                {"utt": r.utt, "kind": r.error_kind, "reason": r.error} for r in rows if r.status != "ok"
+            ],
             "audio_in_s": audio_in,
             "audio_out_s": sum(r.audio_out_s for r in ok),
             "rtfx": audio_in / busy if busy > 0 else None,

@@ -44,30 +44,72 @@ def _backend_spec(text: str) -> str:
 
 def pytest_addoption(parser):
     group = parser.getgroup("s2s-bench", "speech-to-speech benchmark (s2s-bench)")
-    group.addoption("--backend", action="append", default=[], type=_backend_spec, metavar="SPEC",
-                    help="backend to measure, NAME[:key=value,...] (repeatable; measured side by side)")
-    group.addoption("--s2s-data", default="synthetic-clips", metavar="NAME_OR_MANIFEST",
-                    help="dataset name or manifest path (default: synthetic-clips)")
+    group.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        type=_backend_spec,
+        metavar="SPEC",
+        help="backend to measure, NAME[:key=value,...] (repeatable; measured side by side)",
+    )
+    group.addoption(
+        "--s2s-data",
+        default="synthetic-clips",
+        metavar="NAME_OR_MANIFEST",
+        help="dataset name or manifest path (default: synthetic-clips)",
+    )
     group.addoption("--s2s-split", default=None, help="only this split of the data")
-    group.addoption("--s2s-limit", type=_positive_int, default=12, metavar="N",
-                    help="first N utterances (default 12)")
-    group.addoption("--s2s-pacing", choices=("realtime", "fast"), default="realtime",
-                    help="input pacing (default realtime)")
-    group.addoption("--s2s-concurrency", type=_positive_int, default=1, metavar="N",
-                    help="simultaneous sessions per backend (default 1)")
-    group.addoption("--s2s-chunk-ms", type=_positive_float, default=20.0, metavar="MS",
-                    help="input chunk length (default 20)")
-    group.addoption("--s2s-timeout", type=_positive_float, default=60.0, metavar="S",
-                    help="seconds allowed for an answer after the end of input (default 60)")
-    group.addoption("--s2s-out", default=None, metavar="DIR",
-                    help="run folder (default reports/runs/pytest-DATE-TIME)")
+    group.addoption(
+        "--s2s-limit", type=_positive_int, default=12, metavar="N", help="first N utterances (default 12)"
+    )
+    group.addoption(
+        "--s2s-pacing",
+        choices=("realtime", "fast"),
+        default="realtime",
+        help="input pacing (default realtime)",
+    )
+    group.addoption(
+        "--s2s-concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="simultaneous sessions per backend (default 1)",
+    )
+    group.addoption(
+        "--s2s-chunk-ms",
+        type=_positive_float,
+        default=20.0,
+        metavar="MS",
+        help="input chunk length (default 20)",
+    )
+    group.addoption(
+        "--s2s-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds allowed for an answer after the end of input (default 60)",
+    )
+    group.addoption(
+        "--s2s-out", default=None, metavar="DIR", help="run folder (default reports/runs/pytest-DATE-TIME)"
+    )
 
 
 def pytest_generate_tests(metafunc):
     if "s2s_backend_key" in metafunc.fixturenames:
         specs = metafunc.config.getoption("backend")
-        metafunc.parametrize("s2s_backend_key", specs or [pytest.param(None, marks=pytest.mark.skip(
-            reason="no backend given: run with --backend=NAME[:key=value,...]"))], scope="session")
+        metafunc.parametrize(
+            "s2s_backend_key",
+            specs
+            or [
+                pytest.param(
+                    None,
+                    marks=pytest.mark.skip(
+                        reason="no backend given: run with --backend=NAME[:key=value,...]"
+                    ),
+                )
+            ],
+            scope="session",
+        )
 
 
 @pytest.fixture(scope="session")
@@ -82,11 +124,19 @@ def s2s_run(request):
     specs = cfg.getoption("backend")
     if not specs:
         pytest.skip("no backend given: run with --backend=NAME[:key=value,...]")
-    out = cfg.getoption("s2s_out") or Path("reports/runs") / ("pytest-" + datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = cfg.getoption("s2s_out") or Path("reports/runs") / (
+        "pytest-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
     path = run_benchmark(
-        specs, cfg.getoption("s2s_data"), split=cfg.getoption("s2s_split"), limit=cfg.getoption("s2s_limit"),
-        pacing=cfg.getoption("s2s_pacing"), chunk_ms=cfg.getoption("s2s_chunk_ms"),
-        concurrency=cfg.getoption("s2s_concurrency"), timeout_s=cfg.getoption("s2s_timeout"), out=out,
+        specs,
+        cfg.getoption("s2s_data"),
+        split=cfg.getoption("s2s_split"),
+        limit=cfg.getoption("s2s_limit"),
+        pacing=cfg.getoption("s2s_pacing"),
+        chunk_ms=cfg.getoption("s2s_chunk_ms"),
+        concurrency=cfg.getoption("s2s_concurrency"),
+        timeout_s=cfg.getoption("s2s_timeout"),
+        out=out,
         progress=False,
     )
     run = load_run(path)
@@ -104,8 +154,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for run in runs:
         tr.section(f"s2s-bench: {run.path}")
         settings = run.meta["settings"]
-        tr.write_line(f"data={run.meta['data']['name']} n={run.meta['data']['n']} pacing={settings['pacing']} "
-                      f"chunk={settings['chunk_ms']:g} ms concurrency={settings['concurrency']}")
+        tr.write_line(
+            f"data={run.meta['data']['name']} n={run.meta['data']['n']} pacing={settings['pacing']} "
+            f"chunk={settings['chunk_ms']:g} ms concurrency={settings['concurrency']}"
+        )
         for line in summary_table(run.summary).splitlines():
             tr.write_line(line)
         for line in failure_lines(run.summary):

@@ -19,7 +19,16 @@ import numpy as np
 from .events import read_events
 
 SCHEMA = "s2s-bench.run/1"
-_VERSION_PACKAGES = ("s2s-bench", "numpy", "torch", "transformers", "onnxruntime", "soundfile", "soxr", "pluggy")
+_VERSION_PACKAGES = (
+    "s2s-bench",
+    "numpy",
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "soundfile",
+    "soxr",
+    "pluggy",
+)
 
 
 def slug(key: str) -> str:
@@ -79,9 +88,16 @@ def package_versions() -> dict:
 def git_info(path: Path | None = None) -> dict:
     cwd = str(path or Path(__file__).resolve().parent)
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     if commit.returncode != 0:

@@ -67,8 +67,16 @@ class _Timeout(Exception):
 class _Job:
     """One attempt at one utterance on one backend, driven by a worker thread."""
 
-    def __init__(self, key: str, backend: Backend, utt: Utterance, attempt: int, settings: RunSettings,
-                 log: EventLog | None, out_dir: Path | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        backend: Backend,
+        utt: Utterance,
+        attempt: int,
+        settings: RunSettings,
+        log: EventLog | None,
+        out_dir: Path | None,
+    ) -> None:
         self.key, self.backend, self.utt, self.attempt = key, backend, utt, attempt
         self.settings, self.log, self.out_dir = settings, log, out_dir
         self.stage = "load_audio"
@@ -93,8 +101,17 @@ class _Job:
             if self.final:
                 return False
             if self.log is not None:
-                self.log.emit({"b": self.key, "u": self.utt.id, "a": self.attempt, "e": "utt_end", "t": now_ns(),
-                               "status": status, **fields})
+                self.log.emit(
+                    {
+                        "b": self.key,
+                        "u": self.utt.id,
+                        "a": self.attempt,
+                        "e": "utt_end",
+                        "t": now_ns(),
+                        "status": status,
+                        **fields,
+                    }
+                )
             self.final = True
             self.failed = status != "ok"
             return True
@@ -126,8 +143,8 @@ class _Job:
             return
         realtime = s.pacing == "realtime"
         duration_ns = int(audio.size / in_sr * 1e9)
-        self.hard_deadline_ns = now_ns() + (duration_ns if realtime else 0) + int(
-            (s.timeout_s + s.hang_grace_s) * 1e9
+        self.hard_deadline_ns = (
+            now_ns() + (duration_ns if realtime else 0) + int((s.timeout_s + s.hang_grace_s) * 1e9)
         )
         hop = max(1, int(round(s.chunk_ms * in_sr / 1000.0)))
         self.stage = "open_session"
@@ -135,8 +152,16 @@ class _Job:
         out: list[np.ndarray] = []
         t0 = now_ns()
         soft_deadline = t0 + (duration_ns if realtime else 0) + int(s.timeout_s * 1e9)
-        self.emit({"e": "utt_start", "t": t0, "in_sr": in_sr, "out_sr": out_sr, "in_samples": int(audio.size),
-                   "audio_s": audio.size / in_sr})
+        self.emit(
+            {
+                "e": "utt_start",
+                "t": t0,
+                "in_sr": in_sr,
+                "out_sr": out_sr,
+                "in_samples": int(audio.size),
+                "audio_s": audio.size / in_sr,
+            }
+        )
 
         def record(chunk, t: int) -> None:
             if chunk.audio is not None:
@@ -211,8 +236,14 @@ class _Job:
     def abandon(self) -> None:
         """The supervisor gives up on a backend call that never returned."""
         limit = self.settings.timeout_s + self.settings.hang_grace_s
-        self.emit({"e": "error", "t": now_ns(), "kind": "hang",
-                   "reason": f"backend call `{self.stage}` did not return within {limit:g} s; session abandoned"})
+        self.emit(
+            {
+                "e": "error",
+                "t": now_ns(),
+                "kind": "hang",
+                "reason": f"backend call `{self.stage}` did not return within {limit:g} s; session abandoned",
+            }
+        )
         self.finish("failed")
         if self.session is not None:
             threading.Thread(target=self._close_quietly, daemon=True).start()
@@ -289,8 +320,16 @@ def run_benchmark(
     Backends are loaded and warmed up before anything is timed. With several backends, utterances are interleaved
     in blocks of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
     """
-    settings = RunSettings(pacing, chunk_ms, concurrency, timeout_s, warmup=warmup, min_stall_ms=min_stall_ms,
-                           seed=seed, save_audio=save_audio)
+    settings = RunSettings(
+        pacing,
+        chunk_ms,
+        concurrency,
+        timeout_s,
+        warmup=warmup,
+        min_stall_ms=min_stall_ms,
+        seed=seed,
+        save_audio=save_audio,
+    )
     settings.validate()
     if not backends:
         raise RunError("No backend given: pass at least one NAME[:key=value,...]")
@@ -300,21 +339,34 @@ def run_benchmark(
     utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
     if not utts:
         raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
-    out_dir = Path(out) if out else Path("runs") / (
-        datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    out_dir = (
+        Path(out)
+        if out
+        else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3))
     )
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
     data_id = _data_identity(data, split, limit, utts)
     meta = {
-        "schema": SCHEMA, "run_id": out_dir.name, "created": now_iso(), "status": "running", "suite": suite,
-        "data": data_id, "settings": asdict(settings), "machine": machine_info(), "versions": package_versions(),
-        "git": git_info(), "backends": [], "summary": {},
+        "schema": SCHEMA,
+        "run_id": out_dir.name,
+        "created": now_iso(),
+        "status": "running",
+        "suite": suite,
+        "data": data_id,
+        "settings": asdict(settings),
+        "machine": machine_info(),
+        "versions": package_versions(),
+        "git": git_info(),
+        "backends": [],
+        "summary": {},
     }
     done: set[tuple[str, str]] = set()
     attempts: dict[tuple[str, str], int] = {}
     if events_path.exists() and events_path.stat().st_size:
         if not resume:
-            raise RunError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+            raise RunError(
+                f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
+            )
         meta = _check_resumable(meta_path, meta, specs)
         for ev in read_events(events_path):
             if "u" in ev:
@@ -328,8 +380,11 @@ def run_benchmark(
 
     loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
     meta["backends"] = [
-        {"key": key, **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
-         **({"load_error": err} if err else {})}
+        {
+            "key": key,
+            **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
+            **({"load_error": err} if err else {}),
+        }
         for key, b, err in loaded
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -403,8 +458,12 @@ def _check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
         raise RunError(f"Cannot resume: {meta_path} is missing")
     old = json.loads(meta_path.read_text(encoding="utf-8"))
     old_specs = [b["key"] for b in old.get("backends", [])]
-    checks = [("backends", old_specs, specs), ("settings", old.get("settings"), fresh["settings"]),
-              ("data", old.get("data"), fresh["data"]), ("suite", old.get("suite"), fresh["suite"])]
+    checks = [
+        ("backends", old_specs, specs),
+        ("settings", old.get("settings"), fresh["settings"]),
+        ("data", old.get("data"), fresh["data"]),
+        ("suite", old.get("suite"), fresh["suite"]),
+    ]
     for what, was, now in checks:
         if was != now:
             raise RunError(f"Cannot resume {meta_path.parent}: {what} differ (the run has {was}, now {now})")

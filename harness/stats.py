@@ -11,8 +11,13 @@ N_BOOTSTRAP = 2000
 BOOTSTRAP_SEED = 0
 
 
-def bootstrap_ci(values: np.ndarray, stat: str = "mean", level: float = 0.95,
-                 n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> list[float] | None:
+def bootstrap_ci(
+    values: np.ndarray,
+    stat: str = "mean",
+    level: float = 0.95,
+    n_boot: int = N_BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[float] | None:
     """Percentile-bootstrap interval of the mean or median; ``None`` with fewer than 2 values."""
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:

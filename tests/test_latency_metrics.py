@@ -10,7 +10,16 @@ S = 1_000_000_000  # ns per second
 def timeline(chunks, onset, input_end=1.0, pacing="realtime", status="ok", extra=()):
     """Events of one utterance: 1 s of input (1000 samples at 1 kHz) starting at t=0, output chunks (t, n)."""
     evs = [
-        {"e": "utt_start", "b": "x", "u": "u1", "a": 1, "t": 0, "in_sr": 1000, "out_sr": 1000, "in_samples": 1000},
+        {
+            "e": "utt_start",
+            "b": "x",
+            "u": "u1",
+            "a": 1,
+            "t": 0,
+            "in_sr": 1000,
+            "out_sr": 1000,
+            "in_samples": 1000,
+        },
         {"e": "input_end", "b": "x", "u": "u1", "a": 1, "t": int(input_end * S)},
     ]
     evs += [{"e": "out", "b": "x", "u": "u1", "a": 1, "t": int(t * S), "n": n} for t, n in chunks]

@@ -72,8 +72,11 @@ def test_third_party_backend_registers_through_the_same_hook(tmp_path):
     try:
         assert backend_classes()["echo2"] is EchoTwice
         utt = Utterance(id="u", sample_rate=16000, audio_array=0.1 * np.ones(3200, np.float32))
-        r = load_run(run_benchmark(["echo2:gain=0.5"], utterances=[utt], out=tmp_path / "r", pacing="fast",
-                                   progress=False))
+        r = load_run(
+            run_benchmark(
+                ["echo2:gain=0.5"], utterances=[utt], out=tmp_path / "r", pacing="fast", progress=False
+            )
+        )
         s = r.summary["echo2:gain=0.5"]
         assert s["n_ok"] == 1 and s["audio_out_s"] == pytest.approx(0.4) and "asr_final" in s["marks"]
     finally:
@@ -88,3 +91,36 @@ def test_duplicate_backend_id_is_rejected():
             backend_classes()
     finally:
         pm.unregister(plugin)
+
+
+def test_env_var_limits_which_installed_plugins_load(monkeypatch):
+    import importlib.metadata as md
+
+    import harness.plugins as plugins
+
+    class FakeEP:
+        def __init__(self, name):
+            self.name = name
+
+        def load(self):
+            outer = self
+
+            class P:
+                @hookimpl
+                def register_backends(self, register):
+                    register(type(f"B{outer.name}", (EchoTwice,), {"name": f"ep-{outer.name}"}))
+
+            return P()
+
+    monkeypatch.setattr(md, "entry_points", lambda group: [FakeEP("one"), FakeEP("two")])
+    monkeypatch.setattr(plugins, "_testing", False)
+    monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.setenv(plugins.ENV_VAR, "two")
+    try:
+        plugins.load_plugins()
+        names = set(backend_classes())
+        assert "ep-two" in names and "ep-one" not in names and "loopback" in names
+    finally:
+        for name in ("one", "two"):
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)

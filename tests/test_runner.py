@@ -20,8 +20,12 @@ from harness.runner import RunError, run_benchmark
 def clips(n=6, seconds=0.3, sr=16000):
     rng = np.random.default_rng(1)
     return [
-        Utterance(id=f"c{i}", sample_rate=sr, duration_s=seconds,
-                  audio_array=(0.2 * rng.standard_normal(int(seconds * sr))).astype(np.float32))
+        Utterance(
+            id=f"c{i}",
+            sample_rate=sr,
+            duration_s=seconds,
+            audio_array=(0.2 * rng.standard_normal(int(seconds * sr))).astype(np.float32),
+        )
         for i in range(n)
     ]
 
@@ -55,9 +59,11 @@ def test_slow_answer_is_a_timeout(tmp_path):
 def test_bad_input_is_named_and_skipped(tmp_path):
     good = clips(2)
     nan = np.full(8000, np.nan, np.float32)
-    bad = [Utterance(id="nan", sample_rate=16000, audio_array=nan),
-           Utterance(id="empty", sample_rate=16000, audio_array=np.zeros(0, np.float32)),
-           Utterance(id="missing", audio_path=str(tmp_path / "nope.wav"))]
+    bad = [
+        Utterance(id="nan", sample_rate=16000, audio_array=nan),
+        Utterance(id="empty", sample_rate=16000, audio_array=np.zeros(0, np.float32)),
+        Utterance(id="missing", audio_path=str(tmp_path / "nope.wav")),
+    ]
     r = run(tmp_path, ["loopback"], good + bad)
     s = r.summary["loopback"]
     assert s["n_ok"] == 2
@@ -90,7 +96,8 @@ def test_outputs_are_saved_and_equal_the_trimmed_input(tmp_path):
 def test_rescore_from_the_event_log_alone_is_exact(tmp_path):
     r = run(tmp_path, ["loopback:delay_ms=10", "loopback:fail=crash,every=2"], clips(4))
     assert json.dumps(summarize(read_events(r.path / "events.jsonl")), sort_keys=True) == json.dumps(
-        r.summary, sort_keys=True)
+        r.summary, sort_keys=True
+    )
 
 
 def test_backends_are_interleaved(tmp_path):
@@ -127,10 +134,27 @@ def test_backend_that_cannot_load_fails_its_utterances_and_others_go_on(tmp_path
 
 def test_killed_run_resumes_without_losing_or_redoing_anything(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--backend", "loopback:delay_ms=20", "--limit", "10",
-           "--pacing", "realtime", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""})
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--backend",
+        "loopback:delay_ms=20",
+        "--limit",
+        "10",
+        "--pacing",
+        "realtime",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""},
+    )
     deadline = time.monotonic() + 120
     finished_first = set()
     while time.monotonic() < deadline and len(finished_first) < 3:
@@ -140,8 +164,12 @@ def test_killed_run_resumes_without_losing_or_redoing_anything(tmp_path):
     proc.wait()
     assert 3 <= len(finished_first) < 10, "the run was not interrupted midway"
 
-    subprocess.run(cmd + ["--resume"], check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""})
+    subprocess.run(
+        cmd + ["--resume"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""},
+    )
     r = load_run(out)
     s = r.summary["loopback:delay_ms=20"]
     assert s["n"] == 10 and s["n_ok"] == 10

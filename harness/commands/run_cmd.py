@@ -24,18 +24,32 @@ SUITES = ("latency",)
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="measure one or more backends on a dataset")
-    p.add_argument("--backend", "-b", action="append", required=True, metavar="SPEC",
-                   help="NAME[:key=value,...], e.g. loopback:delay_ms=150 (repeatable: measured side by side)")
+    p.add_argument(
+        "--backend",
+        "-b",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="NAME[:key=value,...], e.g. loopback:delay_ms=150 (repeatable: measured side by side)",
+    )
     p.add_argument("--suite", default="latency", choices=SUITES, help="what to measure (default: latency)")
     p.add_argument("--data", default="synthetic-clips", help="dataset name or manifest .jsonl path")
     p.add_argument("--split", default=None, help="only this split (train/dev/test)")
     p.add_argument("--limit", type=positive_int, default=None, help="first N utterances")
-    p.add_argument("--pacing", choices=("realtime", "fast"), default="realtime",
-                   help="realtime: input at the speed of speech; fast: as fast as the backend accepts")
+    p.add_argument(
+        "--pacing",
+        choices=("realtime", "fast"),
+        default="realtime",
+        help="realtime: input at the speed of speech; fast: as fast as the backend accepts",
+    )
     p.add_argument("--chunk-ms", type=positive_float, default=20.0, help="input chunk length (default 20 ms)")
     p.add_argument("--concurrency", type=positive_int, default=1, help="simultaneous sessions per backend")
-    p.add_argument("--timeout", type=positive_float, default=60.0,
-                   help="seconds allowed for the answer after the end of input (default 60)")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds allowed for the answer after the end of input (default 60)",
+    )
     p.add_argument("--warmup", type=int, default=1, help="unmeasured warm-up turns per backend (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/DATE-TIME-ID)")
@@ -47,7 +61,9 @@ def add_parser(subparsers) -> None:
     r = subparsers.add_parser("rescore", help="recompute a run's summary from its event log alone")
     r.add_argument("run_dir")
     r.add_argument("--write", action="store_true", help="write the recomputed summary into run.json")
-    r.add_argument("--check", action="store_true", help="exit 1 if the recomputed summary differs from run.json")
+    r.add_argument(
+        "--check", action="store_true", help="exit 1 if the recomputed summary differs from run.json"
+    )
     r.set_defaults(func=rescore)
 
 
@@ -61,16 +77,29 @@ def run(args) -> int:
 
     try:
         out = run_benchmark(
-            args.backend, args.data, split=args.split, limit=args.limit, pacing=args.pacing,
-            chunk_ms=args.chunk_ms, concurrency=args.concurrency, timeout_s=args.timeout, warmup=args.warmup,
-            seed=args.seed, out=args.out, suite=args.suite, resume=args.resume, save_audio=not args.no_audio,
+            args.backend,
+            args.data,
+            split=args.split,
+            limit=args.limit,
+            pacing=args.pacing,
+            chunk_ms=args.chunk_ms,
+            concurrency=args.concurrency,
+            timeout_s=args.timeout,
+            warmup=args.warmup,
+            seed=args.seed,
+            out=args.out,
+            suite=args.suite,
+            resume=args.resume,
+            save_audio=not args.no_audio,
             progress=not args.quiet,
         )
     except (RunError, BackendError, ValueError, FileNotFoundError) as exc:
         print(f"s2s-bench run: error: {exc}", file=sys.stderr)
         return 2
     run_ = load_run(out)
-    print(f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency})")
+    print(
+        f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency})"
+    )
     print(summary_table(run_.summary))
     for line in failure_lines(run_.summary):
         print("failed:", line)
