@@ -175,7 +175,7 @@ def test_score_run_with_judge_scores_wer_from_transcripts(tiny_whisper, tmp_path
         total_err, total_words = total_err + c.errors, total_words + c.ref_len
     assert summary["loopback"]["wer"]["value"] == pytest.approx(total_err / total_words)
     meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
-    assert meta["scoring"]["judge"]["language"] == "te"
+    assert meta["scoring"]["wer"]["judge"]["language"] == "te"
     assert meta["summary"]["loopback"]["metrics"]["cer"]["n"] == 2
 
 

@@ -130,9 +130,9 @@ def _read_run(run_dir: Path) -> tuple[dict, dict[str, dict[str, dict]]]:
 
 
 def _slug(key: str) -> str:
-    import re
+    from ..results import slug
 
-    return re.sub(r"[^A-Za-z0-9._=-]", "_", key)
+    return slug(key)
 
 
 def _utterances(meta: dict) -> tuple[dict[str, Any], str | None]:
@@ -179,6 +179,9 @@ def score_run(
     ``response_text``). ``judge`` is an ASR judge object or spec (``"whisper:path=..."``); without one the
     transcript metrics are ``n/a``. Backends marked ``latency_only`` get no quality numbers. Failed utterances
     and unreadable outputs are ``n/a`` with the reason; nothing raises for one bad file.
+
+    Rescoring replaces the chosen metrics and keeps others already in the folder; run.json's ``scoring`` records,
+    per metric, the target and the judge's ``info`` (model, revision, language, decoding).
 
     Returns ``{backend_key: {metric_name: corpus aggregate}}`` (the same objects written to run.json).
     """
@@ -255,15 +258,29 @@ def score_run(
                     rec["transcript"] = transcripts[uid]
                 lines.append(rec)
 
-    _write_jsonl(run_dir / "scores.jsonl", lines)
+    # Rescoring replaces these metrics' lines and keeps the others (the quality and intelligibility suites
+    # score one run folder in turn).
+    names = {m.name for m in chosen}
+    scores_path = run_dir / "scores.jsonl"
+    kept = []
+    if scores_path.exists():
+        for line in scores_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not (rec.get("metric") in names and rec.get("b") in summaries):
+                kept.append(rec)
+    _write_jsonl(scores_path, kept + lines)
     meta.setdefault("summary", {})
     for key, agg in summaries.items():
-        meta["summary"].setdefault(key, {})["metrics"] = agg
-    meta["scoring"] = {
-        "metrics": [m.name for m in chosen],
-        "target": target,
-        "judge": getattr(judge, "info", None) if judge is not None else None,
-    }
+        meta["summary"].setdefault(key, {}).setdefault("metrics", {}).update(agg)
+    scoring = meta.setdefault("scoring", {})
+    for name in names:
+        scoring[name] = {
+            "target": target,
+            "judge": getattr(judge, "info", None) if judge is not None else None,
+        }
     _write_json_atomic(run_dir / "run.json", meta)
     return summaries
 
