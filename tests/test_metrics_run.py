@@ -165,3 +165,20 @@ def test_metric_groups_unknown_names_and_plugin_metrics():
         assert "pesq" in metric_registry()
     finally:
         pm.unregister(plugin)
+
+
+def test_empty_nan_and_crashing_cases_are_na_with_reasons():
+    pesq, dns = get_metrics("pesq,dnsmos_ovrl")
+    ref = np.ones(16000, np.float32)
+    r = pesq.compute(Sample("e", audio=np.zeros(0, np.float32), sr=16000, ref_audio=ref, ref_sr=16000))
+    assert r.value is None and "empty (0 samples)" in r.reason
+    bad = np.ones(16000, np.float32)
+    bad[5] = np.nan
+    r = dns.compute(Sample("n", audio=bad, sr=16000))
+    assert r.value is None and "1 NaN/inf samples" in r.reason
+
+    def boom(sample):
+        raise RuntimeError("native library said no")
+
+    r = Metric("boom", boom, "x", True).compute(Sample("clip-7", audio=ref, sr=16000))
+    assert r.value is None and r.reason == "n/a: clip-7: boom failed (RuntimeError: native library said no)"

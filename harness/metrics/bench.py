@@ -84,8 +84,9 @@ def pool_seconds(samples: list[Sample], metrics, workers: int) -> tuple[float, f
     names = [m.name for m in metrics]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(names,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(names,)
+    ) as pool:
         list(pool.map(_score_in_worker, samples, chunksize=1))
         cold = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -97,13 +98,17 @@ def pool_seconds(samples: list[Sample], metrics, workers: int) -> tuple[float, f
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.metrics.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="synthetic-clips", help="data set name or manifest (default synthetic-clips)")
+    p.add_argument(
+        "--data", default="synthetic-clips", help="data set name or manifest (default synthetic-clips)"
+    )
     p.add_argument("--split", default=None)
     p.add_argument("--limit", type=int, default=24)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"default: {DEFAULT_METRICS}")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--asr-judge", default=None, metavar="SPEC", help="also time this judge's transcription")
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="also write the figures here")
+    p.add_argument(
+        "--json", dest="json_out", default=None, metavar="FILE", help="also write the figures here"
+    )
     args = p.parse_args(argv)
 
     import os
@@ -123,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no utterances in {args.data} (split {args.split})", file=sys.stderr)
         return 2
     audio_min = sum(s.ref_audio.size / s.ref_sr for s in samples) / 60.0
-    print(f"{len(samples)} clips, {audio_min * 60:.1f} s of audio ({args.data}"
-          f"{', split ' + args.split if args.split else ''}); seconds of wall time per minute of audio")
+    print(
+        f"{len(samples)} clips, {audio_min * 60:.1f} s of audio ({args.data}"
+        f"{', split ' + args.split if args.split else ''}); seconds of wall time per minute of audio"
+    )
     wall, cpu = per_metric_seconds(samples, metrics)
     rows = {k: v / audio_min for k, v in wall.items()}
     cpu_rows = {k: v / audio_min for k, v in cpu.items()}
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         rows[key] = (time.perf_counter() - t0) / audio_min
         cpu_rows[key] = (time.process_time() - c0) / audio_min
     nan = float("nan")
-    cold, warm, pool_cpu = pool_seconds(samples, metrics, args.workers) if args.workers > 1 else (nan, nan, nan)
+    cold, warm, pool_cpu = (
+        pool_seconds(samples, metrics, args.workers) if args.workers > 1 else (nan, nan, nan)
+    )
     print("| metric | wall s per audio minute (1 process) | CPU s per audio minute |")
     print("|---|---|---|")
     for k, v in rows.items():
@@ -148,15 +157,29 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(v for k, v in rows.items() if not k.startswith("asr"))
     total_cpu = sum(v for k, v in cpu_rows.items() if not k.startswith("asr"))
     print(f"| **all non-ASR, 1 process** | **{total:.2f}** | {total_cpu:.2f} |")
-    print(f"| **all non-ASR, pool of {args.workers}, incl. start-up** | **{cold / audio_min:.2f}** | "
-          f"{pool_cpu / audio_min:.2f} (both pool passes) |")
+    print(
+        f"| **all non-ASR, pool of {args.workers}, incl. start-up** | **{cold / audio_min:.2f}** | "
+        f"{pool_cpu / audio_min:.2f} (both pool passes) |"
+    )
     print(f"| **all non-ASR, pool of {args.workers}, warm** | **{warm / audio_min:.2f}** | |")
     print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.json_out:
         with open(args.json_out, "w") as fh:
-            json.dump({"data": args.data, "split": args.split, "n": len(samples), "audio_s": audio_min * 60,
-                       "s_per_audio_min": rows, "cpu_s_per_audio_min": cpu_rows, "pool_cold": cold / audio_min, "pool_warm": warm / audio_min,
-                       "workers": args.workers}, fh, indent=2)
+            json.dump(
+                {
+                    "data": args.data,
+                    "split": args.split,
+                    "n": len(samples),
+                    "audio_s": audio_min * 60,
+                    "s_per_audio_min": rows,
+                    "cpu_s_per_audio_min": cpu_rows,
+                    "pool_cold": cold / audio_min,
+                    "pool_warm": warm / audio_min,
+                    "workers": args.workers,
+                },
+                fh,
+                indent=2,
+            )
     return 0
 
 

@@ -113,6 +113,8 @@ class Metric:
             return MetricResult.na(msg)
         except ValueError as exc:
             return MetricResult.na(f"{sample.id}: {exc}")
+        except Exception as exc:  # a metric failing on one clip is that clip's n/a, never the run's end
+            return MetricResult.na(f"{sample.id}: {self.name} failed ({type(exc).__name__}: {exc})")
         if isinstance(out, MetricResult):
             return out
         value = float(out)
@@ -121,8 +123,18 @@ class Metric:
         return MetricResult(value)
 
     def missing_inputs(self, sample: Sample) -> str | None:
-        if sample.audio is None and NEEDS_REF_TEXT not in self.needs:
-            return "n/a: no output audio"
+        if NEEDS_TRANSCRIPT not in self.needs:
+            if sample.audio is None:
+                return "n/a: no output audio"
+            if sample.audio.size == 0:
+                return "n/a: the output is empty (0 samples)"
+            bad = int(np.sum(~np.isfinite(sample.audio)))
+            if bad:
+                return f"n/a: the output has {bad} NaN/inf samples"
+        if NEEDS_REF_AUDIO in self.needs and sample.ref_audio is not None:
+            bad = int(np.sum(~np.isfinite(sample.ref_audio)))
+            if bad or sample.ref_audio.size == 0:
+                return f"n/a: the reference audio is empty or has {bad} NaN/inf samples"
         if NEEDS_REF_AUDIO in self.needs and sample.ref_audio is None:
             return "n/a: no reference audio for this utterance"
         if NEEDS_REF_TEXT in self.needs and not sample.ref_text:

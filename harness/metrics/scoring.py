@@ -68,16 +68,23 @@ def score_samples(
         names = [m.name for m in audio_metrics]
         if workers > 1 and len(samples) > 1:
             import multiprocessing as mp
+            from concurrent.futures.process import BrokenProcessPool
 
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(samples)),
-                mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(names,),
-            ) as pool:
-                it = pool.map(_score_in_worker, samples, chunksize=1)
-                for i, res in enumerate(_progress(it, len(samples), progress)):
-                    results[i].update(res)
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(workers, len(samples)),
+                    mp_context=mp.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(names,),
+                ) as pool:
+                    it = pool.map(_score_in_worker, samples, chunksize=1)
+                    for i, res in enumerate(_progress(it, len(samples), progress)):
+                        results[i].update(res)
+            except BrokenProcessPool:  # a worker died (a native crash); what was scored is kept
+                why = "n/a: a metric worker process died while scoring (rerun with --workers 1 to find the clip)"
+                for r in results:
+                    if not r:
+                        r.update({m.name: MetricResult(None, why) for m in audio_metrics})
         else:
             for i, s in enumerate(_progress(samples, len(samples), progress)):
                 results[i].update({m.name: m.compute(s) for m in audio_metrics})
