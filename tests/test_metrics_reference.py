@@ -107,3 +107,55 @@ def test_missing_package_gives_na_with_install_hint(monkeypatch, pair):
 def test_reference_metric_without_reference_is_na():
     r = _scores("stoi", np.ones(16000, np.float32), 16000, None, None)["stoi"]
     assert r.value is None and "no reference audio" in r.reason
+
+
+def test_functional_api_matches_the_registered_metrics(pair):
+    from harness.metrics import functional as F
+
+    ref, sr = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    got = _scores("estoi,si_sdr", deg, sr, ref, sr)
+    r, d, _ = F.align_to_reference(ref, sr, deg, sr)
+    assert F.estoi(r, d, 16000) == pytest.approx(got["estoi"].value, rel=1e-12)
+    assert F.si_sdr(r, d) == pytest.approx(got["si_sdr"].value, rel=1e-12)
+    assert F.wer("తెలుగు భాష", "తెలుగు") == 0.5
+
+
+def test_score_audio_command_scores_folders_and_reports_bad_files(pair, tmp_path, capsys):
+    import json
+    import shutil
+
+    from harness.cli import main
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "hyp").mkdir()
+    shutil.copy(pair[0], tmp_path / "ref" / "a.wav")
+    shutil.copy(pair[1], tmp_path / "hyp" / "a.wav")
+    (tmp_path / "hyp" / "b.wav").write_bytes(b"RIFF broken")
+    out = tmp_path / "per-file.jsonl"
+    args = [
+        "score",
+        "audio",
+        "--ref",
+        str(tmp_path / "ref"),
+        "--hyp",
+        str(tmp_path / "hyp"),
+        "--metrics",
+        "pesq,stoi",
+        "--workers",
+        "1",
+        "--json",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    corpus = json.loads(capsys.readouterr().out)["corpus"]
+    ref, _ = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    assert corpus["pesq"]["value"] == pytest.approx(
+        pesq_pkg.pesq(16000, ref.astype(float), deg.astype(float), "wb")
+    )
+    assert corpus["pesq"]["n"] == 1 and corpus["pesq"]["n_na"] == 1
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    broken = [x for x in lines if x["file"] == "b"]
+    assert len(broken) == 2 and all("b.wav" in x["reason"] and "cannot decode" in x["reason"] for x in broken)
