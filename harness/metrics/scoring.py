@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -197,6 +198,7 @@ def score_run(
     if target not in TARGETS:
         raise ValueError(f"Expected argument `target` to be one of {TARGETS} but got {target!r}")
     run_dir = Path(run_dir)
+    t_start = time.perf_counter()
     chosen = get_metrics(metrics)
     meta, final = _read_run(run_dir)
     utts, data_reason = _utterances(meta)
@@ -207,6 +209,7 @@ def score_run(
     want_transcript = judge is not None and any(NEEDS_TRANSCRIPT in m.needs for m in chosen)
 
     lines: list[dict] = []
+    audio_seconds: dict[tuple[str, str], float] = {}
     summaries: dict[str, dict[str, dict]] = {}
     for backend in meta.get("backends", []):
         key = backend["key"]
@@ -228,6 +231,7 @@ def score_run(
                 from ..audio import read_audio
 
                 sample.audio, sample.sr = read_audio(run_dir / "outputs" / _slug(key) / f"{uid}.wav")
+                audio_seconds[(key, uid)] = sample.audio.size / sample.sr
             except Exception as exc:
                 per_utt[uid] = {m.name: MetricResult.na(f"output audio unreadable ({exc})") for m in chosen}
                 continue
@@ -288,6 +292,16 @@ def score_run(
             "target": target,
             "judge": getattr(judge, "info", None) if judge is not None else None,
         }
+    # How long this scoring took (wall, incl. pool start-up and the judge), next to how much audio it scored.
+    audio_s = sum(v for v in audio_seconds.values())
+    meta.setdefault("scoring_log", []).append(
+        {
+            "metrics": sorted(names),
+            "workers": workers,
+            "wall_s": round(time.perf_counter() - t_start, 3),
+            "output_audio_s": round(audio_s, 3),
+        }
+    )
     _write_json_atomic(run_dir / "run.json", meta)
     return summaries
 
