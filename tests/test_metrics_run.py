@@ -102,7 +102,6 @@ def test_score_run_loopback_is_near_pesq_max_and_reports_every_utterance(tmp_pat
     assert log["metrics"] == ["pesq", "si_sdr", "wer"] and log["wall_s"] > 0
     scored_s = sum(a.size for u, a in outputs.items() if u != "synth-0002") / 16000  # latency-only: not read
     assert log["output_audio_s"] == pytest.approx(scored_s, abs=1e-3)
-    )
     assert meta["summary"]["big:random=1"]["metrics"]["pesq"] == {
         "value": None,
         "reason": LATENCY_ONLY,
