@@ -62,8 +62,32 @@ def test_missing_audio_at_the_end_is_penalised_not_hidden(pair):
     ref, sr = read_audio(pair[0])
     short = ref[: ref.size // 2]
     r, d, info = align_to_reference(ref, sr, short, sr)
-    assert d.size == r.size and info["pad_ms"] == pytest.approx(1000 * (ref.size - ref.size // 2) / sr)
+    missing_ms = 1000 * (ref.size - ref.size // 2) / sr
+    assert d.size == r.size
+    # only the reference's inaudible ending may be cut; the audible rest that is missing becomes zeros
+    assert info["pad_ms"] + info["ref_tail_cut_ms"] == pytest.approx(missing_ms)
+    assert info["pad_ms"] > 0.8 * missing_ms
     assert _scores("stoi", short, sr, ref, sr)["stoi"].value < 0.8
+
+
+def test_trimmed_quiet_lead_in_is_not_penalised_but_a_missing_audible_head_is(pair):
+    from harness.audio import first_audible_sample
+
+    speech, sr = read_audio(pair[0])
+    rng = np.random.default_rng(2)
+    lead_in = (10 ** (-50 / 20) * rng.standard_normal(int(0.3 * sr))).astype(
+        np.float32
+    )  # breath/room, -50 dBFS
+    ref = np.concatenate([lead_in, speech])
+    onset = first_audible_sample(ref, sr)
+    trimmed = ref[onset:]  # what loopback returns
+    got = _scores("pesq", trimmed, sr, ref, sr)["pesq"]
+    assert got.detail["lag_ms"] == pytest.approx(-1000 * onset / sr)
+    assert got.detail["ref_head_cut_ms"] == pytest.approx(1000 * onset / sr) and got.detail["pad_ms"] == 0
+    assert got.value > 4.6
+    late = ref[onset + int(0.25 * sr) :]  # loses 250 ms of audible speech too
+    worse = _scores("pesq", late, sr, ref, sr)["pesq"]
+    assert worse.detail["pad_ms"] == pytest.approx(250, abs=1) and worse.value < got.value - 0.3
 
 
 def test_sample_rate_mismatch_is_resampled(pair):

@@ -71,20 +71,46 @@ def align_to_reference(
 
     1. Sample-rate mismatch: each signal is resampled to ``fs`` with soxr (HQ).
     2. Delay: with ``align=True`` the lag from :func:`estimate_lag` is removed (a late ``deg`` loses its first
-       ``lag`` samples; an early one gets ``-lag`` zeros in front).
-    3. Length mismatch: ``deg`` is then cut to the reference's length, or zero-padded at the end when shorter,
-       so missing audio counts against it (it is never hidden by trimming the reference).
+       ``lag`` samples).
+    3. Missing head or tail: where ``deg`` lacks the start or the end of the reference, the part of the reference
+       that is inaudible by the harness's rule (below -40 dBFS, :func:`harness.audio.first_audible_sample`) is cut
+       from the reference: a system that trims leading or trailing silence (as loopback does) is not penalised.
+       Audible reference audio that ``deg`` lacks is matched with zeros, so it counts against ``deg``.
+    4. Extra audio: ``deg`` beyond the reference's end is cut.
 
-    Returns ``(ref, deg, info)`` with ``info = {"lag_ms", "pad_ms", "cut_ms"}`` describing what was done.
+    Returns ``(ref, deg, info)``; ``info`` (milliseconds) has ``lag_ms``, ``ref_head_cut_ms``,
+    ``ref_tail_cut_ms`` (inaudible reference cut), ``pad_ms`` (zeros standing for missing audible audio) and
+    ``cut_ms`` (extra ``deg`` dropped).
     """
+    from ..audio import first_audible_sample
+
     r = resample(np.asarray(ref, dtype=np.float32), ref_fs, fs).astype(np.float64)
     d = resample(np.asarray(deg, dtype=np.float32), deg_fs, fs).astype(np.float64)
     lag = estimate_lag(r, d, fs, max_lag_s) if align else 0
-    d = d[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag), d])
-    pad = max(0, r.size - d.size)
+    head_cut = tail_cut = pad = 0
+    if lag >= 0:
+        d = d[lag:]
+    else:  # deg starts -lag samples into the reference
+        onset = first_audible_sample(r, fs)
+        head_cut = min(-lag, r.size if onset is None else onset)
+        r = r[head_cut:]
+        pad += -lag - head_cut
+        d = np.concatenate([np.zeros(-lag - head_cut), d])
+    if d.size < r.size:
+        onset_rev = first_audible_sample(r[::-1], fs)
+        quiet_tail = r.size if onset_rev is None else onset_rev
+        tail_cut = min(r.size - d.size, quiet_tail)
+        r = r[: r.size - tail_cut]
     cut = max(0, d.size - r.size)
-    d = np.concatenate([d, np.zeros(pad)]) if pad else d[: r.size]
-    info = {"lag_ms": 1000.0 * lag / fs, "pad_ms": 1000.0 * pad / fs, "cut_ms": 1000.0 * cut / fs}
+    pad += max(0, r.size - d.size)
+    d = np.concatenate([d, np.zeros(r.size - d.size)]) if d.size < r.size else d[: r.size]
+    info = {
+        "lag_ms": 1000.0 * lag / fs,
+        "ref_head_cut_ms": 1000.0 * head_cut / fs,
+        "ref_tail_cut_ms": 1000.0 * tail_cut / fs,
+        "pad_ms": 1000.0 * pad / fs,
+        "cut_ms": 1000.0 * cut / fs,
+    }
     return r, d, info
 
 
@@ -127,7 +153,7 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray, zero_mean: bool = True) -> float:
         raise ValueError("Expected a non-silent reference for SI-SDR but `ref` is all zeros")
     target = (np.dot(deg, ref) / energy) * ref
     noise = deg - target
-    eps = np.finfo(np.float64).tiny
+    eps = np.finfo(np.float64).eps  # as torchmetrics: identical signals give a large finite value
     return float(10.0 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
 
 
