@@ -2,4 +2,6 @@
 
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
+    "harness.commands.report_cmd",
+    "harness.commands.gate_cmd",
 )
