@@ -49,6 +49,9 @@ def write_run(
     events: list[dict[str, Any]] = []
     scores: list[dict[str, Any]] = []
     t = 1_000_000_000
+    run_settings = settings or {"pacing": "fast", "chunk_ms": 20, "concurrency": 1, "timeout_s": 30, "seed": 0,
+                                "interleave": True, "prebuffer_ms": 0, "min_stall_ms": 1}
+    events.append({"e": "run", "t": t, "settings": run_settings, "resume": False})
     for i in range(n):
         utt = f"utt{i:03d}"
         for key, spec in backends.items():
@@ -108,8 +111,7 @@ def write_run(
         "status": "complete",
         "suite": suite,
         "data": data or {"name": "synthetic", "split": "test", "limit": n, "n": n, "ids_sha256": "abc"},
-        "settings": settings or {"pacing": "fast", "chunk_ms": 20, "concurrency": 1, "timeout_s": 30, "seed": 0,
-                                 "interleave": True, "prebuffer_ms": 0, "min_stall_ms": 1},
+        "settings": run_settings,
         "machine": machine or {"hostname": "test", "platform": "Linux", "cpu": "Test CPU", "cpu_count": 2,
                                "memory_gb": 24.0, "python": "3.11.7", "gpu": None},
         "versions": {"s2s-bench": "0.1.0", "numpy": np.__version__},

@@ -56,7 +56,9 @@ def test_summary_table_shows_planted_latency_failures_and_latency_only_label(bui
     assert float(cascade["TTFB p50 (ms)"].split()[0]) == pytest.approx(float(cascade["TTFA p50 (ms)"].split()[0]) - 20, abs=0.2)
     custom = dict(zip(header, _row(md, "custom:size=base")))
     assert custom["dnsmos_ovrl"] == custom["wer"] == "random weights: latency only"
-    assert "n/a (" in loop["RTF mean"]  # synthetic events carry no compute times: said, not invented
+    # one 0.5 s chunk arriving ~100 ms after input end: generation time / audio produced = 0.2
+    assert float(loop["RTF mean"].split()[0]) == pytest.approx(0.2, abs=0.02)
+    assert loop["stalls mean"].startswith("0.00")
 
 
 def test_report_has_every_section_plot_and_definition(built):
@@ -66,7 +68,7 @@ def test_report_has_every_section_plot_and_definition(built):
                     "## wer vs TTFA", "## Failures", "## Per utterance", "## Runs: machine, versions, settings",
                     "## Definitions"):
         assert section in md
-    assert "first audible output sample - input_end" in md and "Test CPU" in md
+    assert "when the first audible output sample is heard - input_end" in md and "Test CPU" in md
     for img in re.findall(r"\]\((img/[^)]+)\)", md):
         assert (paths["markdown"].parent / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = paths["html"].read_text()

@@ -1,29 +1,16 @@
 """The definitions printed at the end of every report.
 
-Latency definitions are taken from ``harness.latency`` (its ``DEFINITIONS`` mapping, name -> text) when the core
-provides them, so they are written once; the fallback below repeats DESIGN.md's table for runs read before that.
+Latency definitions are read from the docstring of ``harness.latency`` (its ``- ``name``: text`` bullets), the one
+place they are written; quality metrics and report terms are defined here.
 """
 
 from __future__ import annotations
 
-_LATENCY_FALLBACK = {
-    "input_end": "when the last input sample was delivered (realtime pacing: when the speaker stopped)",
-    "TTFB": "first output chunk received - input_end, in ms (any sample, silence included)",
-    "TTFA": "first audible output sample - input_end, in ms (first sample above -40 dBFS over 10 ms); the headline "
-    "number",
-    "start_offset, end_offset": "SimulEval's: output start / output end relative to source length, on the source "
-    "clock, in ms",
-    "RTF": "backend compute time / duration of audio produced (below 1 = faster than real time)",
-    "RTFx": "audio seconds processed / wall seconds for the backend's share of the run (throughput)",
-    "stalls": "play the output from its first audible sample at real-time speed: count and total ms of buffer "
-    "underruns before the end",
-    "stage marks": "each mark's time - input_end, in ms, per stage (e.g. asr_final, llm_first_token, "
-    "tts_first_audio)",
-}
+import re
 
 _REPORT_TERMS = {
-    "[lo, hi]": "95% confidence interval: the run's own (bootstrap) interval where the summary has one, else a "
-    "seeded percentile bootstrap (2000 resamples) over the per-utterance values",
+    "[lo, hi]": "95% confidence interval: seeded percentile bootstrap over the per-utterance values (for the mean "
+    "and p50 the same interval as the run's summary, harness.stats)",
     "n": "number of utterances with a value for that metric (failed or never-audible utterances have none)",
     "failures": "utterances that crashed, timed out, hung or had bad input (kind and count)",
     "random weights: latency only": "the backend ran random weights: its latency is real, its output quality "
@@ -48,13 +35,21 @@ _QUALITY = {
 
 
 def latency_definitions() -> dict[str, str]:
-    """Latency metric name -> definition, from ``harness.latency.DEFINITIONS`` when present."""
-    try:
-        from harness import latency
-    except ImportError:
-        return dict(_LATENCY_FALLBACK)
-    defs = getattr(latency, "DEFINITIONS", None)
-    return dict(defs) if isinstance(defs, dict) and defs else dict(_LATENCY_FALLBACK)
+    """Latency metric name -> definition, parsed from the bullets of ``harness.latency``'s docstring."""
+    from .. import latency
+
+    defs: dict[str, str] = {}
+    name = None
+    for line in (latency.__doc__ or "").splitlines():
+        bullet = re.match(r"^- (``[^:]+``[^:]*):\s*(.*)$", line)
+        if bullet:
+            name = bullet.group(1).replace("``", "")
+            defs[name] = bullet.group(2).strip().replace("``", "")
+        elif name and line.startswith("  ") and line.strip():
+            defs[name] += " " + line.strip().replace("``", "")
+        else:
+            name = None
+    return defs
 
 
 def quality_definition(name: str) -> str:

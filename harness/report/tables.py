@@ -11,24 +11,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from .runs import LATENCY_METRICS, RunData
 
 LATENCY_ONLY = "random weights: latency only"
-BOOTSTRAP_RESAMPLES = 2000
 
 
-def bootstrap_ci(values: np.ndarray, stat: str, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
-    """Percentile-bootstrap 95% interval of ``stat`` (``mean`` or ``pNN``) over ``values``; None below 2 values.
+def bootstrap_ci(values: np.ndarray, stat: str) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of ``stat`` (``mean`` or ``pNN``) over ``values``; None below 2 values.
 
-    Seeded, so a report is reproducible from its runs.
+    The mean and p50 use ``harness.stats.bootstrap_ci`` (the same interval as the run's summary); other
+    percentiles resample the same way (same seed and resample count), so a report is reproducible from its runs.
     """
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return None
-    rng = np.random.default_rng(seed)
-    draws = values[rng.integers(0, values.size, size=(resamples, values.size))]
-    stats = draws.mean(axis=1) if stat == "mean" else np.percentile(draws, float(stat[1:]), axis=1)
-    lo, hi = np.percentile(stats, [2.5, 97.5])
+    if stat in ("mean", "p50"):
+        ci = stats.bootstrap_ci(values, "mean" if stat == "mean" else "median")
+        return (ci[0], ci[1]) if ci else None
+    rng = np.random.default_rng(stats.BOOTSTRAP_SEED)
+    draws = values[rng.integers(0, values.size, size=(stats.N_BOOTSTRAP, values.size))]
+    lo, hi = np.quantile(np.percentile(draws, float(stat[1:]), axis=1), [0.025, 0.975])
     return float(lo), float(hi)
 
 
@@ -53,11 +56,7 @@ def _stat_cell(run: RunData, key: str, metric: str, stat: str, unit: str, digits
     if vals.size == 0:
         return f"n/a ({reason or 'not measured'})"
     value = float(vals.mean()) if stat == "mean" else float(np.percentile(vals, float(stat[1:])))
-    summ = run.summary(key).get(metric) or {}
-    ci = summ.get(f"{stat}_ci95") if summ.get("n") == vals.size else None
-    if ci is None:
-        ci = bootstrap_ci(vals, stat)
-    return _cell(value, ci, int(vals.size), unit, digits)
+    return _cell(value, bootstrap_ci(vals, stat), int(vals.size), unit, digits)
 
 
 def quality_metric_names(runs: list[RunData]) -> list[str]:
