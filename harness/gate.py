@@ -278,11 +278,13 @@ def resolve_backend(run: RunData, ref: str) -> str:
     raise GateUsageError(f"Reference backend {ref!r} is not in {run.source}; its backends: {', '.join(keys)}")
 
 
-def _pair_backend(base: RunData, cand_key: str, cand: RunData) -> str | None:
+def _pair_backend(base: RunData, cand_key: str, cand: RunData, exclude: str | None = None) -> str | None:
+    """The baseline backend to compare ``cand_key`` with: the same key, else the one backend of the same name
+    (other than the rule's reference ``exclude``); its options are then checked by :func:`option_differences`."""
     if cand_key in base.backend_keys:
         return cand_key
     name = cand.backend(cand_key).get("name")
-    same_name = [b["key"] for b in base.meta.get("backends", []) if b.get("name") == name]
+    same_name = [b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] != exclude]
     return same_name[0] if len(same_name) == 1 else None
 
 
@@ -406,12 +408,11 @@ def compare(
     out = []
     for rule in rules:
         skip = resolve_backend(cand, rule.reference) if rule.reference else None
-        if rule.reference:
-            resolve_backend(base, rule.reference)
+        base_ref = resolve_backend(base, rule.reference) if rule.reference else None
         for key in keys:
             if key == skip:
                 continue
-            base_key = _pair_backend(base, key, cand)
+            base_key = _pair_backend(base, key, cand, exclude=base_ref)
             if base_key is None:
                 out.append(Verdict(key, rule.text, "x", note=f"no backend {key} in the baseline"))
                 continue
