@@ -48,7 +48,19 @@ _ALIASES = {
     "stalls": "stall_count",
 }
 #: Quality metrics where a higher value is better (unless the run's summary says otherwise).
-_HIGHER_IS_BETTER_PREFIXES = ("dnsmos", "utmos", "mos", "pesq", "stoi", "estoi", "si_sdr", "sisdr", "chrf", "spk", "speaker")
+_HIGHER_IS_BETTER_PREFIXES = (
+    "dnsmos",
+    "utmos",
+    "mos",
+    "pesq",
+    "stoi",
+    "estoi",
+    "si_sdr",
+    "sisdr",
+    "chrf",
+    "spk",
+    "speaker",
+)
 #: Run settings that change what is measured; a difference makes runs not comparable.
 COMPARED_SETTINGS = ("pacing", "chunk_ms", "concurrency", "prebuffer_ms", "min_stall_ms")
 
@@ -186,7 +198,9 @@ def load_baseline(path: str | Path) -> RunData:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GateUsageError(f"Baseline {path} is not valid JSON ({exc})") from None
     if doc.get("schema") != BASELINE_SCHEMA:
-        raise GateUsageError(f"Baseline {path}: expected schema {BASELINE_SCHEMA} but got {doc.get('schema')!r}")
+        raise GateUsageError(
+            f"Baseline {path}: expected schema {BASELINE_SCHEMA} but got {doc.get('schema')!r}"
+        )
     return RunData(source=str(path), meta=doc["run"], samples=doc["samples"], status=doc.get("status", {}))
 
 
@@ -205,7 +219,19 @@ def load_candidate(path: str | Path) -> RunData:
 
 def save_baseline(run: RunData, out: str | Path) -> Path:
     """Write the compact baseline JSON: run metadata, summaries and every per-utterance sample."""
-    keep = ("run_id", "created", "status", "suite", "data", "settings", "machine", "versions", "git", "backends", "summary")
+    keep = (
+        "run_id",
+        "created",
+        "status",
+        "suite",
+        "data",
+        "settings",
+        "machine",
+        "versions",
+        "git",
+        "backends",
+        "summary",
+    )
     doc = {
         "schema": BASELINE_SCHEMA,
         "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -243,7 +269,9 @@ def run_differences(base: RunData, cand: RunData, *, allow_machine_change: bool 
         why.append(f"suite {base.meta.get('suite')} vs {cand.meta.get('suite')}")
     if _data_identity(base.meta) != _data_identity(cand.meta):
         bd, cd = base.meta.get("data") or {}, cand.meta.get("data") or {}
-        why.append(f"data {bd.get('name')}/{bd.get('split')} n={bd.get('n')} vs {cd.get('name')}/{cd.get('split')} n={cd.get('n')}")
+        why.append(
+            f"data {bd.get('name')}/{bd.get('split')} n={bd.get('n')} vs {cd.get('name')}/{cd.get('split')} n={cd.get('n')}"
+        )
     bs, cs = base.meta.get("settings") or {}, cand.meta.get("settings") or {}
     for key in COMPARED_SETTINGS:
         if bs.get(key) != cs.get(key):
@@ -274,7 +302,9 @@ def resolve_backend(run: RunData, ref: str) -> str:
     if len(named) == 1:
         return named[0]
     if named:
-        raise GateUsageError(f"Reference {ref!r} is ambiguous in {run.source}: use one of the keys {', '.join(named)}")
+        raise GateUsageError(
+            f"Reference {ref!r} is ambiguous in {run.source}: use one of the keys {', '.join(named)}"
+        )
     raise GateUsageError(f"Reference backend {ref!r} is not in {run.source}; its backends: {', '.join(keys)}")
 
 
@@ -284,7 +314,9 @@ def _pair_backend(base: RunData, cand_key: str, cand: RunData, exclude: str | No
     if cand_key in base.backend_keys:
         return cand_key
     name = cand.backend(cand_key).get("name")
-    same_name = [b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] != exclude]
+    same_name = [
+        b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] != exclude
+    ]
     return same_name[0] if len(same_name) == 1 else None
 
 
@@ -312,7 +344,9 @@ def _samples(run: RunData, key: str, rule: Rule) -> tuple[dict[str, float], floa
     return vals, statistic(np.array(list(vals.values())), rule.stat)
 
 
-def _measure(run: RunData, key: str, ref_key: str | None, rule: Rule) -> tuple[np.ndarray, float | None, float | None]:
+def _measure(
+    run: RunData, key: str, ref_key: str | None, rule: Rule
+) -> tuple[np.ndarray, float | None, float | None]:
     """(per-utterance samples, the rule's value, the reference's statistic) for one backend of one run."""
     vals, value = _samples(run, key, rule)
     if ref_key is None or value is None:
@@ -402,7 +436,9 @@ def compare(
     if backends:
         missing = [b for b in backends if b not in keys]
         if missing:
-            raise GateUsageError(f"Backend {missing[0]!r} is not in {cand.source}; its backends: {', '.join(keys)}")
+            raise GateUsageError(
+                f"Backend {missing[0]!r} is not in {cand.source}; its backends: {', '.join(keys)}"
+            )
         keys = list(backends)
     run_why = run_differences(base, cand, allow_machine_change=allow_machine_change)
     out = []
@@ -440,7 +476,13 @@ def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> s
     lines = []
     for v in verdicts:
         p = "" if v.p_value is None else f"{v.p_value:.2g}"
-        verdict = f"**{v.verdict}**" if v.verdict == "worse" else f"`{v.verdict}`" if v.verdict in "~x" else v.verdict
+        verdict = (
+            f"**{v.verdict}**"
+            if v.verdict == "worse"
+            else f"`{v.verdict}`"
+            if v.verdict in "~x"
+            else v.verdict
+        )
         lines.append(
             f"| {v.backend} | `{v.rule}` | {_fmt(v.baseline, v.unit)} | {_fmt(v.candidate, v.unit)} | {v.change} "
             f"| {p} | {v.n[0]}/{v.n[1]} | {verdict} | {v.note.replace('|', '/')} |"

@@ -19,17 +19,40 @@ import pytest
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("s2s-bench", "speech-to-speech benchmark (s2s-bench)")
-    group.addoption("--s2s-compare", default=None, metavar="BASELINE",
-                    help="compare this session's run with BASELINE (run folder or baseline .json) and print verdicts")
-    group.addoption("--s2s-compare-fail", action="append", default=[], metavar="RULE",
-                    help="fail the session when RULE regresses, e.g. ttfa.p50:+10%% or ttfa.p50@loopback:+10%% "
-                    "(repeatable; needs --s2s-compare)")
-    group.addoption("--s2s-compare-alpha", type=float, default=None, metavar="ALPHA",
-                    help="Mann-Whitney significance level (default 0.05)")
-    group.addoption("--s2s-compare-allow-option", action="append", default=[], metavar="NAME",
-                    help="a backend option allowed to differ from the baseline (repeatable)")
-    group.addoption("--s2s-compare-out", default=None, metavar="PATH",
-                    help="also write the verdict table (Markdown) to PATH")
+    group.addoption(
+        "--s2s-compare",
+        default=None,
+        metavar="BASELINE",
+        help="compare this session's run with BASELINE (run folder or baseline .json) and print verdicts",
+    )
+    group.addoption(
+        "--s2s-compare-fail",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="fail the session when RULE regresses, e.g. ttfa.p50:+10%% or ttfa.p50@loopback:+10%% "
+        "(repeatable; needs --s2s-compare)",
+    )
+    group.addoption(
+        "--s2s-compare-alpha",
+        type=float,
+        default=None,
+        metavar="ALPHA",
+        help="Mann-Whitney significance level (default 0.05)",
+    )
+    group.addoption(
+        "--s2s-compare-allow-option",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a backend option allowed to differ from the baseline (repeatable)",
+    )
+    group.addoption(
+        "--s2s-compare-out",
+        default=None,
+        metavar="PATH",
+        help="also write the verdict table (Markdown) to PATH",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -43,7 +66,9 @@ def pytest_configure(config) -> None:
     if not baseline:
         return
     if not Path(baseline).exists():
-        raise pytest.UsageError(f"--s2s-compare: baseline {baseline} does not exist (a run folder or a baseline .json)")
+        raise pytest.UsageError(
+            f"--s2s-compare: baseline {baseline} does not exist (a run folder or a baseline .json)"
+        )
     alpha = config.getoption("s2s_compare_alpha")
     try:
         config._s2s_gate_rules = parse_rules(fail_rules or list(DEFAULT_RULES))
@@ -60,16 +85,26 @@ def gate_session_runs(config) -> tuple[list[str], bool]:
 
     runs = getattr(config, "_s2s_runs", [])
     if not runs:
-        return ["no run was measured in this session (no --backend, or no suite used s2s_run): nothing compared"], False
+        return [
+            "no run was measured in this session (no --backend, or no suite used s2s_run): nothing compared"
+        ], False
     baseline_path = config.getoption("s2s_compare")
     lines, failed = [f"baseline: {baseline_path}"], False
     try:
         baseline = load_baseline(baseline_path)
         for run in runs:
-            verdicts = compare(baseline, load_candidate(run.path), config._s2s_gate_rules,
-                               alpha=config._s2s_gate_alpha,
-                               allow_options=set(config.getoption("s2s_compare_allow_option")))
-            lines += [f"candidate: {run.path}", "", *verdict_table(verdicts, alpha=config._s2s_gate_alpha).splitlines()]
+            verdicts = compare(
+                baseline,
+                load_candidate(run.path),
+                config._s2s_gate_rules,
+                alpha=config._s2s_gate_alpha,
+                allow_options=set(config.getoption("s2s_compare_allow_option")),
+            )
+            lines += [
+                f"candidate: {run.path}",
+                "",
+                *verdict_table(verdicts, alpha=config._s2s_gate_alpha).splitlines(),
+            ]
             failed = failed or regressed(verdicts)
     except GateUsageError as exc:
         return [f"gate error: {exc}"], True

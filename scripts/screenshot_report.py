@@ -80,7 +80,12 @@ def _launch(chromium: str, args: list[str], url: str, timeout: float) -> subproc
 
 
 def check_and_screenshot(
-    html_path: Path, png_path: Path, *, chromium: str, width: int = 1280, max_height: int | None = None,
+    html_path: Path,
+    png_path: Path,
+    *,
+    chromium: str,
+    width: int = 1280,
+    max_height: int | None = None,
     timeout: float = 90.0,
 ) -> dict:
     """Check ``html_path`` in Chromium and write ``png_path``; return the findings (``problems`` empty = good)."""
@@ -94,7 +99,9 @@ def check_and_screenshot(
         dom = _launch(chromium, ["--dump-dom", "--virtual-time-budget=5000"], probe.as_uri(), timeout)
     found = re.search(r"S2S_CHECK(\{.*?\})S2S_END", dom.stdout, re.S)
     if not found:
-        problems.append(f"the page did not finish loading in Chromium (exit {dom.returncode}): {dom.stderr[-500:]}")
+        problems.append(
+            f"the page did not finish loading in Chromium (exit {dom.returncode}): {dom.stderr[-500:]}"
+        )
         result = {"images": 0, "images_ok": 0, "errors": [], "height": 0}
     else:
         result = json.loads(found.group(1))
@@ -109,7 +116,12 @@ def check_and_screenshot(
     png_path.parent.mkdir(parents=True, exist_ok=True)
     shot = _launch(
         chromium,
-        ["--enable-logging=stderr", "--v=0", f"--window-size={width},{height}", f"--screenshot={png_path.resolve()}"],
+        [
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--window-size={width},{height}",
+            f"--screenshot={png_path.resolve()}",
+        ],
         html_path.as_uri(),
         timeout,
     )
@@ -125,20 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("html", type=Path, help="report.html to open")
     p.add_argument("png", type=Path, help="where to write the screenshot")
     p.add_argument("--width", type=int, default=1280, help="viewport width in px")
-    p.add_argument("--max-height", type=int, default=None, help="cap the screenshot height (default: whole page)")
+    p.add_argument(
+        "--max-height", type=int, default=None, help="cap the screenshot height (default: whole page)"
+    )
     p.add_argument("--chromium", default=None, help="Chromium binary (default: chromium on PATH)")
     args = p.parse_args(argv)
     chromium = find_chromium(args.chromium)
     if chromium is None:
-        print("Chromium not found: install it (Debian: apt-get install -y chromium) or pass --chromium PATH",
-              file=sys.stderr)
+        print(
+            "Chromium not found: install it (Debian: apt-get install -y chromium) or pass --chromium PATH",
+            file=sys.stderr,
+        )
         return 2
     if not args.html.exists():
         print(f"{args.html} does not exist", file=sys.stderr)
         return 2
-    found = check_and_screenshot(args.html, args.png, chromium=chromium, width=args.width, max_height=args.max_height)
-    print(f"{args.html}: {found['images_ok']}/{found['images']} images rendered, "
-          f"{len(found['console'])} console messages; screenshot {args.png} ({args.width}x{found['screenshot_height']})")
+    found = check_and_screenshot(
+        args.html, args.png, chromium=chromium, width=args.width, max_height=args.max_height
+    )
+    print(
+        f"{args.html}: {found['images_ok']}/{found['images']} images rendered, "
+        f"{len(found['console'])} console messages; screenshot {args.png} ({args.width}x{found['screenshot_height']})"
+    )
     for problem in found["problems"]:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if found["problems"] else 0

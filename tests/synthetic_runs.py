@@ -49,37 +49,95 @@ def write_run(
     events: list[dict[str, Any]] = []
     scores: list[dict[str, Any]] = []
     t = 1_000_000_000
-    run_settings = settings or {"pacing": "fast", "chunk_ms": 20, "concurrency": 1, "timeout_s": 30, "seed": 0,
-                                "interleave": True, "prebuffer_ms": 0, "min_stall_ms": 1}
+    run_settings = settings or {
+        "pacing": "fast",
+        "chunk_ms": 20,
+        "concurrency": 1,
+        "timeout_s": 30,
+        "seed": 0,
+        "interleave": True,
+        "prebuffer_ms": 0,
+        "min_stall_ms": 1,
+    }
     events.append({"e": "run", "t": t, "settings": run_settings, "resume": False})
     for i in range(n):
         utt = f"utt{i:03d}"
         for key, spec in backends.items():
             ttfa = spec["ttfa"][i]
             t0 = t
-            events.append({"e": "utt_start", "b": key, "u": utt, "a": 1, "t": t0, "in_sr": SR, "out_sr": SR,
-                           "in_samples": SR, "audio_s": 1.0})
+            events.append(
+                {
+                    "e": "utt_start",
+                    "b": key,
+                    "u": utt,
+                    "a": 1,
+                    "t": t0,
+                    "in_sr": SR,
+                    "out_sr": SR,
+                    "in_samples": SR,
+                    "audio_s": 1.0,
+                }
+            )
             events.append({"e": "push", "b": key, "u": utt, "a": 1, "t": t0, "n": SR})
             t_end = t0 + 1_000_000
             events.append({"e": "input_end", "b": key, "u": utt, "a": 1, "t": t_end})
             for name, vals in (spec.get("marks") or {}).items():
-                events.append({"e": "mark", "b": key, "u": utt, "a": 1, "t": t_end + int(vals[i] * 1e6), "name": name})
+                events.append(
+                    {"e": "mark", "b": key, "u": utt, "a": 1, "t": t_end + int(vals[i] * 1e6), "name": name}
+                )
             if ttfa is None:
-                events.append({"e": "error", "b": key, "u": utt, "a": 1, "t": t_end + 5_000_000, "kind": "crash",
-                               "reason": "planted failure"})
-                events.append({"e": "utt_end", "b": key, "u": utt, "a": 1, "t": t_end + 5_000_000, "status": "failed",
-                               "out_samples": 0})
+                events.append(
+                    {
+                        "e": "error",
+                        "b": key,
+                        "u": utt,
+                        "a": 1,
+                        "t": t_end + 5_000_000,
+                        "kind": "crash",
+                        "reason": "planted failure",
+                    }
+                )
+                events.append(
+                    {
+                        "e": "utt_end",
+                        "b": key,
+                        "u": utt,
+                        "a": 1,
+                        "t": t_end + 5_000_000,
+                        "status": "failed",
+                        "out_samples": 0,
+                    }
+                )
             else:
                 silence = spec.get("silence_ms", 0.0)
                 first = 0
                 if silence:
                     first = 160
-                    events.append({"e": "out", "b": key, "u": utt, "a": 1, "t": t_end + int((ttfa - silence) * 1e6),
-                                   "n": first})
-                events.append({"e": "out", "b": key, "u": utt, "a": 1, "t": t_end + int(ttfa * 1e6), "n": 8000})
+                    events.append(
+                        {
+                            "e": "out",
+                            "b": key,
+                            "u": utt,
+                            "a": 1,
+                            "t": t_end + int((ttfa - silence) * 1e6),
+                            "n": first,
+                        }
+                    )
+                events.append(
+                    {"e": "out", "b": key, "u": utt, "a": 1, "t": t_end + int(ttfa * 1e6), "n": 8000}
+                )
                 events.append({"e": "audible", "b": key, "u": utt, "a": 1, "s": first})
-                events.append({"e": "utt_end", "b": key, "u": utt, "a": 1, "t": t_end + int(ttfa * 1e6) + 1000,
-                               "status": "ok", "out_samples": first + 8000})
+                events.append(
+                    {
+                        "e": "utt_end",
+                        "b": key,
+                        "u": utt,
+                        "a": 1,
+                        "t": t_end + int(ttfa * 1e6) + 1000,
+                        "status": "ok",
+                        "out_samples": first + 8000,
+                    }
+                )
             for metric, vals in (spec.get("scores") or {}).items():
                 scores.append({"b": key, "u": utt, "metric": metric, "value": vals[i]})
             t += 2_000_000_000
@@ -90,8 +148,11 @@ def write_run(
             "n": n,
             "n_ok": len(ok),
             "n_failed": n - len(ok),
-            "failures": [{"utt": f"utt{i:03d}", "kind": "crash", "reason": "planted failure"}
-                         for i, v in enumerate(spec["ttfa"]) if v is None],
+            "failures": [
+                {"utt": f"utt{i:03d}", "kind": "crash", "reason": "planted failure"}
+                for i, v in enumerate(spec["ttfa"])
+                if v is None
+            ],
             "ttfa_ms": _stats(ok),
             "ttfb_ms": _stats([v - spec.get("silence_ms", 0.0) for v in ok]),
             "rtf": _stats([0.1] * len(ok)),
@@ -112,13 +173,30 @@ def write_run(
         "suite": suite,
         "data": data or {"name": "synthetic", "split": "test", "limit": n, "n": n, "ids_sha256": "abc"},
         "settings": run_settings,
-        "machine": machine or {"hostname": "test", "platform": "Linux", "cpu": "Test CPU", "cpu_count": 2,
-                               "memory_gb": 24.0, "python": "3.11.7", "gpu": None},
+        "machine": machine
+        or {
+            "hostname": "test",
+            "platform": "Linux",
+            "cpu": "Test CPU",
+            "cpu_count": 2,
+            "memory_gb": 24.0,
+            "python": "3.11.7",
+            "gpu": None,
+        },
         "versions": {"s2s-bench": "0.1.0", "numpy": np.__version__},
         "git": {"commit": "0" * 40, "dirty": False},
-        "backends": [{"key": key, "name": name(key), "options": spec.get("options", {}),
-                      "input_sample_rate": SR, "output_sample_rate": SR, "streaming": True,
-                      "latency_only": spec.get("latency_only", False)} for key, spec in backends.items()],
+        "backends": [
+            {
+                "key": key,
+                "name": name(key),
+                "options": spec.get("options", {}),
+                "input_sample_rate": SR,
+                "output_sample_rate": SR,
+                "streaming": True,
+                "latency_only": spec.get("latency_only", False),
+            }
+            for key, spec in backends.items()
+        ],
         "summary": summary,
     }
     (path / "run.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

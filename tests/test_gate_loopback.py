@@ -20,8 +20,15 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("gate_runs")
 
     def measure(name, *backends):
-        return run_benchmark(list(backends), "synthetic-clips", limit=12, pacing="fast", out=root / name,
-                             progress=False, save_audio=False)
+        return run_benchmark(
+            list(backends),
+            "synthetic-clips",
+            limit=12,
+            pacing="fast",
+            out=root / name,
+            progress=False,
+            save_audio=False,
+        )
 
     return {
         "base": measure("base", "loopback:delay_ms=100"),
@@ -34,8 +41,17 @@ def runs(tmp_path_factory):
 
 
 def _gate(runs, base, cand, *extra):
-    return main(["gate", "--baseline", str(runs[base]), "--candidate", str(runs[cand]),
-                 *[a for r in RULES for a in ("--rule", r)], *extra])
+    return main(
+        [
+            "gate",
+            "--baseline",
+            str(runs[base]),
+            "--candidate",
+            str(runs[cand]),
+            *[a for r in RULES for a in ("--rule", r)],
+            *extra,
+        ]
+    )
 
 
 def test_planted_50_percent_slowdown_fails_the_gate_with_a_readable_verdict(runs, capsys):
@@ -57,8 +73,10 @@ def test_identical_rerun_passes(runs, capsys):
 def test_runs_with_different_options_are_not_comparable_not_regressions(runs):
     rules = parse_rules(RULES)
     base = load_baseline(runs["base"])
-    for cand, allowed, why in [("slow", set(), "option delay_ms 100.0 vs 150.0"),
-                               ("other", {"delay_ms"}, "option chunk_ms 20.0 vs 40.0")]:
+    for cand, allowed, why in [
+        ("slow", set(), "option delay_ms 100.0 vs 150.0"),
+        ("other", {"delay_ms"}, "option chunk_ms 20.0 vs 40.0"),
+    ]:
         verdicts = compare(base, load_candidate(runs[cand]), rules, allow_options=allowed)
         assert [v.verdict for v in verdicts] == ["x", "x"], verdict_table(verdicts)
         assert why in verdicts[0].note
@@ -67,13 +85,39 @@ def test_runs_with_different_options_are_not_comparable_not_regressions(runs):
 
 def test_same_run_reference_ratio_catches_the_slowdown(runs, capsys):
     rule = "ttfa.p50@loopback:delay_ms=60:+10%,10ms"
-    assert main(["gate", "--baseline", str(runs["pair_base"]), "--candidate", str(runs["pair_slow"]),
-                 "--rule", rule, "--allow-option", "delay_ms"]) == 1
+    assert (
+        main(
+            [
+                "gate",
+                "--baseline",
+                str(runs["pair_base"]),
+                "--candidate",
+                str(runs["pair_slow"]),
+                "--rule",
+                rule,
+                "--allow-option",
+                "delay_ms",
+            ]
+        )
+        == 1
+    )
     row = next(line for line in capsys.readouterr().out.splitlines() if rule in line)
     base_ratio, cand_ratio = (float(row.split("|")[i].strip().rstrip("x")) for i in (3, 4))
     assert 1.5 < base_ratio < 1.8 and 2.3 < cand_ratio < 2.6  # ~100/60 and ~150/60
-    assert main(["gate", "--baseline", str(runs["pair_base"]), "--candidate", str(runs["pair_base"]),
-                 "--rule", rule]) == 0
+    assert (
+        main(
+            [
+                "gate",
+                "--baseline",
+                str(runs["pair_base"]),
+                "--candidate",
+                str(runs["pair_base"]),
+                "--rule",
+                rule,
+            ]
+        )
+        == 0
+    )
 
 
 def test_saved_baseline_round_trip_gates_the_same(runs, tmp_path):
@@ -81,5 +125,9 @@ def test_saved_baseline_round_trip_gates_the_same(runs, tmp_path):
     assert main(["gate", "--save-baseline", str(runs["base"]), "--out", str(saved)]) == 0
     rules = parse_rules(RULES)
     from_json = compare(load_baseline(saved), load_candidate(runs["slow"]), rules, allow_options={"delay_ms"})
-    from_dir = compare(load_baseline(runs["base"]), load_candidate(runs["slow"]), rules, allow_options={"delay_ms"})
-    assert [(v.verdict, v.baseline, v.p_value) for v in from_json] == [(v.verdict, v.baseline, v.p_value) for v in from_dir]
+    from_dir = compare(
+        load_baseline(runs["base"]), load_candidate(runs["slow"]), rules, allow_options={"delay_ms"}
+    )
+    assert [(v.verdict, v.baseline, v.p_value) for v in from_json] == [
+        (v.verdict, v.baseline, v.p_value) for v in from_dir
+    ]

@@ -8,21 +8,38 @@ import pytest
 from synthetic_runs import jittered, write_run
 
 from harness.cli import main
-from harness.gate import GateUsageError, Rule, compare, load_baseline, parse_rules, save_baseline, verdict_table
+from harness.gate import (
+    GateUsageError,
+    Rule,
+    compare,
+    load_baseline,
+    parse_rules,
+    save_baseline,
+    verdict_table,
+)
 from harness.report.runs import load_run_folder
 
 LOOP = "loopback:delay_ms=100"
 
 
 def _run(tmp_path, name, center, *, seed=0, **kw):
-    backends = kw.pop("backends", None) or {LOOP: {"ttfa": jittered(center, seed=seed), "options": {"delay_ms": 100.0}}}
+    backends = kw.pop("backends", None) or {
+        LOOP: {"ttfa": jittered(center, seed=seed), "options": {"delay_ms": 100.0}}
+    }
     return write_run(tmp_path / name, backends, **kw)
 
 
 def test_rule_spellings_parse_to_metric_stat_threshold_and_floor():
     r = Rule.parse("ttfa.p95:+20%,20ms")
     assert (r.metric, r.stat, r.direction, r.threshold, r.threshold_unit, r.floor, r.floor_unit) == (
-        "ttfa_ms", "p95", 1, 20.0, "%", 20.0, "ms")
+        "ttfa_ms",
+        "p95",
+        1,
+        20.0,
+        "%",
+        20.0,
+        "ms",
+    )
     assert Rule.parse("wer:+0.5pt").stat == "mean" and Rule.parse("wer:+0.5pt").threshold_unit == "pt"
     ref = Rule.parse("ttfa.p50@loopback:delay_ms=80:+10%")
     assert ref.reference == "loopback:delay_ms=80" and ref.stat == "p50"
@@ -73,16 +90,25 @@ def test_absolute_floor_keeps_small_changes_from_failing(tmp_path):
 
 def test_different_options_settings_data_or_machine_are_not_comparable(tmp_path):
     base = load_run_folder(_run(tmp_path, "base", 100))
-    opts = load_run_folder(write_run(tmp_path / "opts", {
-        "loopback:delay_ms=150": {"ttfa": jittered(150), "options": {"delay_ms": 150.0}}}))
+    opts = load_run_folder(
+        write_run(
+            tmp_path / "opts",
+            {"loopback:delay_ms=150": {"ttfa": jittered(150), "options": {"delay_ms": 150.0}}},
+        )
+    )
     v = compare(base, opts, parse_rules(["ttfa.p50:+10%"]))[0]
     assert v.verdict == "x" and "delay_ms 100.0 vs 150.0" in v.note
     # naming the option on purpose makes the change itself the thing measured
-    assert compare(base, opts, parse_rules(["ttfa.p50:+10%"]), allow_options={"delay_ms"})[0].verdict == "worse"
+    assert (
+        compare(base, opts, parse_rules(["ttfa.p50:+10%"]), allow_options={"delay_ms"})[0].verdict == "worse"
+    )
     other = {"pacing": "realtime", "chunk_ms": 20, "concurrency": 1, "prebuffer_ms": 0, "min_stall_ms": 1}
-    for kw, word in [({"settings": other}, "pacing"), ({"suite": "quality"}, "suite"),
-                     ({"data": {"name": "telugu-mini", "n": 20, "ids_sha256": "zzz"}}, "data"),
-                     ({"machine": {"cpu": "Other", "cpu_count": 64, "gpu": "H100"}}, "machine class")]:
+    for kw, word in [
+        ({"settings": other}, "pacing"),
+        ({"suite": "quality"}, "suite"),
+        ({"data": {"name": "telugu-mini", "n": 20, "ids_sha256": "zzz"}}, "data"),
+        ({"machine": {"cpu": "Other", "cpu_count": 64, "gpu": "H100"}}, "machine class"),
+    ]:
         cand = load_run_folder(_run(tmp_path / word.replace(" ", "_"), "c", 150, **kw))
         v = compare(base, cand, parse_rules(["ttfa.p50:+10%"]))[0]
         assert v.verdict == "x" and word in v.note
@@ -90,11 +116,21 @@ def test_different_options_settings_data_or_machine_are_not_comparable(tmp_path)
 
 def test_same_run_reference_ratio_cancels_a_machine_wide_slowdown(tmp_path):
     """Both backends 40% slower (a busy machine): raw ms regress, the ratio to the reference does not."""
+
     def run(name, cand_ms, ref_ms, seed):
-        return load_run_folder(write_run(tmp_path / name, {
-            "custom": {"ttfa": jittered(cand_ms, seed=seed)},
-            "loopback:delay_ms=80": {"ttfa": jittered(ref_ms, seed=seed + 10), "options": {"delay_ms": 80.0}},
-        }))
+        return load_run_folder(
+            write_run(
+                tmp_path / name,
+                {
+                    "custom": {"ttfa": jittered(cand_ms, seed=seed)},
+                    "loopback:delay_ms=80": {
+                        "ttfa": jittered(ref_ms, seed=seed + 10),
+                        "options": {"delay_ms": 80.0},
+                    },
+                },
+            )
+        )
+
     base, busy, slow = run("base", 200, 80, 0), run("busy", 280, 112, 1), run("slow", 300, 80, 2)
     raw = compare(base, busy, parse_rules(["ttfa.p50:+10%"]), backends=["custom"])[0]
     assert raw.verdict == "worse"
@@ -108,9 +144,22 @@ def test_same_run_reference_ratio_cancels_a_machine_wide_slowdown(tmp_path):
 
 def test_quality_rules_use_scores_and_the_metric_direction(tmp_path):
     def run(name, wer, mos):
-        return load_run_folder(write_run(tmp_path / name, {LOOP: {
-            "ttfa": jittered(100), "options": {"delay_ms": 100.0},
-            "scores": {"wer": jittered(wer, spread_ms=0.02), "dnsmos_ovrl": jittered(mos, spread_ms=0.05)}}}))
+        return load_run_folder(
+            write_run(
+                tmp_path / name,
+                {
+                    LOOP: {
+                        "ttfa": jittered(100),
+                        "options": {"delay_ms": 100.0},
+                        "scores": {
+                            "wer": jittered(wer, spread_ms=0.02),
+                            "dnsmos_ovrl": jittered(mos, spread_ms=0.05),
+                        },
+                    }
+                },
+            )
+        )
+
     base, cand = run("base", 0.20, 3.2), run("cand", 0.30, 2.8)
     verdicts = compare(base, cand, parse_rules(["wer:+0.5pt", "dnsmos_ovrl:0.1"]))
     assert [v.verdict for v in verdicts] == ["worse", "worse"]
@@ -129,7 +178,11 @@ def test_saved_baseline_json_gates_like_the_run_folder(tmp_path):
     rules = parse_rules(["ttfa.p50:+10%"])
     from_json = compare(load_baseline(path), slow, rules)[0]
     from_dir = compare(load_baseline(base_dir), slow, rules)[0]
-    assert (from_json.verdict, from_json.baseline, from_json.p_value) == (from_dir.verdict, from_dir.baseline, from_dir.p_value)
+    assert (from_json.verdict, from_json.baseline, from_json.p_value) == (
+        from_dir.verdict,
+        from_dir.baseline,
+        from_dir.p_value,
+    )
 
 
 def test_gate_command_exit_codes(tmp_path, capsys):
@@ -137,8 +190,19 @@ def test_gate_command_exit_codes(tmp_path, capsys):
     rerun = _run(tmp_path, "rerun", 100, seed=2)
     slow = _run(tmp_path, "slow", 150, seed=3)
     assert main(["gate", "--baseline", str(base), "--candidate", str(rerun), "--rule", "ttfa.p50:+10%"]) == 0
-    code = main(["gate", "--baseline", str(base), "--candidate", str(slow), "--rule", "ttfa.p50:+10%",
-                 "--out", str(tmp_path / "verdict.md")])
+    code = main(
+        [
+            "gate",
+            "--baseline",
+            str(base),
+            "--candidate",
+            str(slow),
+            "--rule",
+            "ttfa.p50:+10%",
+            "--out",
+            str(tmp_path / "verdict.md"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1 and "**worse**" in out and (tmp_path / "verdict.md").read_text().count("worse") >= 1
     assert main(["gate", "--baseline", str(base), "--candidate", str(slow), "--rule", "ttfa.p50:+lots"]) == 2

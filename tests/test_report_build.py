@@ -15,20 +15,36 @@ from harness.cli import main  # noqa: E402
 from harness.report import build_report  # noqa: E402
 from harness.report.plots import pareto_front  # noqa: E402
 
-MARKS = {"asr_final": jittered(300, seed=3), "llm_first_token": jittered(600, seed=4),
-         "tts_first_audio": jittered(850, seed=5)}
+MARKS = {
+    "asr_final": jittered(300, seed=3),
+    "llm_first_token": jittered(600, seed=4),
+    "tts_first_audio": jittered(850, seed=5),
+}
 
 
 @pytest.fixture(scope="module")
 def three_backends(tmp_path_factory):
-    return write_run(tmp_path_factory.mktemp("report") / "run", {
-        "loopback:delay_ms=100": {"ttfa": jittered(100, seed=1), "options": {"delay_ms": 100.0},
-                                  "scores": {"dnsmos_ovrl": jittered(3.0, spread_ms=0.2), "wer": jittered(0.1, spread_ms=0.05)}},
-        "cascade": {"ttfa": jittered(900, seed=2)[:19] + [None], "silence_ms": 20, "marks": MARKS,
-                    "scores": {"dnsmos_ovrl": jittered(3.4, spread_ms=0.2), "wer": jittered(0.3, spread_ms=0.05)}},
-        "custom:size=base": {"ttfa": jittered(400, seed=6), "latency_only": True,
-                             "scores": {"dnsmos_ovrl": jittered(1.1, spread_ms=0.1)}},
-    })
+    return write_run(
+        tmp_path_factory.mktemp("report") / "run",
+        {
+            "loopback:delay_ms=100": {
+                "ttfa": jittered(100, seed=1),
+                "options": {"delay_ms": 100.0},
+                "scores": {"dnsmos_ovrl": jittered(3.0, spread_ms=0.2), "wer": jittered(0.1, spread_ms=0.05)},
+            },
+            "cascade": {
+                "ttfa": jittered(900, seed=2)[:19] + [None],
+                "silence_ms": 20,
+                "marks": MARKS,
+                "scores": {"dnsmos_ovrl": jittered(3.4, spread_ms=0.2), "wer": jittered(0.3, spread_ms=0.05)},
+            },
+            "custom:size=base": {
+                "ttfa": jittered(400, seed=6),
+                "latency_only": True,
+                "scores": {"dnsmos_ovrl": jittered(1.1, spread_ms=0.1)},
+            },
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +61,21 @@ def _row(md: str, backend: str) -> list[str]:
 def test_summary_table_shows_planted_latency_failures_and_latency_only_label(built):
     paths = built
     md = paths["markdown"].read_text()
-    header = [c.strip() for c in next(ln for ln in md.splitlines() if ln.startswith("| backend |")).strip("|").split("|")]
-    loop = dict(zip(header, _row(md, "loopback:delay_ms=100")))
+    header = [
+        c.strip()
+        for c in next(ln for ln in md.splitlines() if ln.startswith("| backend |")).strip("|").split("|")
+    ]
+    loop = dict(zip(header, _row(md, "loopback:delay_ms=100"), strict=False))
     p50 = float(loop["TTFA p50 (ms)"].split()[0])
     assert 95 <= p50 <= 105 and loop["TTFA p50 (ms)"].endswith("n=20") and "[" in loop["TTFA p95 (ms)"]
     assert 2.9 < float(loop["dnsmos_ovrl"].split()[0]) < 3.1
-    cascade = dict(zip(header, _row(md, "cascade")))
+    cascade = dict(zip(header, _row(md, "cascade"), strict=False))
     assert cascade["utterances"] == "19/20 ok" and cascade["failures"] == "1 (crash 1)"
     assert cascade["TTFA p50 (ms)"].endswith("n=19")
-    assert float(cascade["TTFB p50 (ms)"].split()[0]) == pytest.approx(float(cascade["TTFA p50 (ms)"].split()[0]) - 20, abs=0.2)
-    custom = dict(zip(header, _row(md, "custom:size=base")))
+    assert float(cascade["TTFB p50 (ms)"].split()[0]) == pytest.approx(
+        float(cascade["TTFA p50 (ms)"].split()[0]) - 20, abs=0.2
+    )
+    custom = dict(zip(header, _row(md, "custom:size=base"), strict=False))
     assert custom["dnsmos_ovrl"] == custom["wer"] == "random weights: latency only"
     # one 0.5 s chunk arriving ~100 ms after input end: generation time / audio produced = 0.2
     assert float(loop["RTF mean"].split()[0]) == pytest.approx(0.2, abs=0.02)
@@ -64,9 +85,17 @@ def test_summary_table_shows_planted_latency_failures_and_latency_only_label(bui
 def test_report_has_every_section_plot_and_definition(built):
     paths = built
     md = paths["markdown"].read_text()
-    for section in ("## Summary", "## Time to first audio", "## Stage breakdown", "## dnsmos_ovrl vs TTFA",
-                    "## wer vs TTFA", "## Failures", "## Per utterance", "## Runs: machine, versions, settings",
-                    "## Definitions"):
+    for section in (
+        "## Summary",
+        "## Time to first audio",
+        "## Stage breakdown",
+        "## dnsmos_ovrl vs TTFA",
+        "## wer vs TTFA",
+        "## Failures",
+        "## Per utterance",
+        "## Runs: machine, versions, settings",
+        "## Definitions",
+    ):
         assert section in md
     assert "when the first audible output sample is heard - input_end" in md and "Test CPU" in md
     for img in re.findall(r"\]\((img/[^)]+)\)", md):

@@ -15,17 +15,41 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--baseline", metavar="RUN_OR_JSON", help="baseline run folder or saved baseline .json")
     p.add_argument("--candidate", metavar="RUN", help="candidate run folder")
-    p.add_argument("--rule", action="append", default=[], metavar="RULE",
-                   help="gate rule (repeatable); default: ttfa.p50:+10%%,10ms and ttfa.p95:+20%%,20ms")
+    p.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="gate rule (repeatable); default: ttfa.p50:+10%%,10ms and ttfa.p95:+20%%,20ms",
+    )
     p.add_argument("--alpha", type=float, default=None, help="Mann-Whitney significance level (default 0.05)")
-    p.add_argument("--backend", action="append", default=[], metavar="KEY",
-                   help="gate only this backend key of the candidate (repeatable; default all)")
-    p.add_argument("--allow-option", action="append", default=[], metavar="NAME",
-                   help="a backend option allowed to differ (measures what changing it costs)")
-    p.add_argument("--allow-machine-change", action="store_true",
-                   help="compare runs from different machine classes (sensible only for @reference ratio rules)")
-    p.add_argument("--save-baseline", metavar="RUN", help="write RUN as a compact baseline JSON to --out and exit")
-    p.add_argument("--out", metavar="PATH", help="where to write the verdict table (.md) or, with --save-baseline, the JSON")
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="gate only this backend key of the candidate (repeatable; default all)",
+    )
+    p.add_argument(
+        "--allow-option",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a backend option allowed to differ (measures what changing it costs)",
+    )
+    p.add_argument(
+        "--allow-machine-change",
+        action="store_true",
+        help="compare runs from different machine classes (sensible only for @reference ratio rules)",
+    )
+    p.add_argument(
+        "--save-baseline", metavar="RUN", help="write RUN as a compact baseline JSON to --out and exit"
+    )
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="where to write the verdict table (.md) or, with --save-baseline, the JSON",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,12 +70,16 @@ def run(args) -> int:
     try:
         if args.save_baseline:
             if not args.out:
-                raise GateUsageError("--save-baseline needs --out PATH.json (e.g. reports/baselines/NAME.json)")
+                raise GateUsageError(
+                    "--save-baseline needs --out PATH.json (e.g. reports/baselines/NAME.json)"
+                )
             path = save_baseline(load_candidate(args.save_baseline), args.out)
             print(f"baseline written: {path}")
             return 0
         if not args.baseline or not args.candidate:
-            raise GateUsageError("gate needs --baseline RUN_OR_JSON and --candidate RUN (or --save-baseline RUN)")
+            raise GateUsageError(
+                "gate needs --baseline RUN_OR_JSON and --candidate RUN (or --save-baseline RUN)"
+            )
         rules = parse_rules(args.rule or list(DEFAULT_RULES))
         alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
         verdicts = compare(
@@ -72,5 +100,7 @@ def run(args) -> int:
         from pathlib import Path
 
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(f"baseline: `{args.baseline}`, candidate: `{args.candidate}`\n\n{table}", encoding="utf-8")
+        Path(args.out).write_text(
+            f"baseline: `{args.baseline}`, candidate: `{args.candidate}`\n\n{table}", encoding="utf-8"
+        )
     return 1 if regressed(verdicts) else 0

@@ -10,8 +10,12 @@ def add_parser(subparsers) -> None:
         "report",
         help="write a comparison report (Markdown + self-contained HTML + CSV) from one or more runs",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders to report on (compared side by side)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, report.html, utterances.csv")
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run folders to report on (compared side by side)"
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for report.md, report.html, utterances.csv"
+    )
     p.add_argument("--title", default=None, help="report title")
     p.set_defaults(func=run)
 
@@ -20,8 +24,10 @@ def run(args) -> int:
     try:
         from ..report import build_report
     except ModuleNotFoundError as exc:
-        print(f"s2s-bench report needs the `report` extra ({exc.name} is missing): pip install 's2s-bench[report]'",
-              file=sys.stderr)
+        print(
+            f"s2s-bench report needs the `report` extra ({exc.name} is missing): pip install 's2s-bench[report]'",
+            file=sys.stderr,
+        )
         return 2
     from ..report.runs import RunFormatError
 

@@ -38,8 +38,12 @@ def latency_cdf(runs: list[RunData], metric: str = "ttfa_ms") -> bytes | None:
             if vals.size == 0:
                 continue
             y = np.arange(1, vals.size + 1) / vals.size
-            ax.step(np.concatenate([[vals[0]], vals]), np.concatenate([[0.0], y]), where="post",
-                    label=f"{label(run, key, len(runs) > 1)} (n={vals.size})")
+            ax.step(
+                np.concatenate([[vals[0]], vals]),
+                np.concatenate([[0.0], y]),
+                where="post",
+                label=f"{label(run, key, len(runs) > 1)} (n={vals.size})",
+            )
             drawn += 1
     if not drawn:
         return None
@@ -77,24 +81,46 @@ def stage_breakdown(runs: list[RunData]) -> bytes | None:
                 names.append(name)
             width = max(at - start, 0.0)
             color = colors[names.index(name) % len(colors)]
-            ax.barh(row, width, left=start, color=color, label=name if names.index(name) == len(names) - 1 else None)
+            ax.barh(
+                row,
+                width,
+                left=start,
+                color=color,
+                label=name if names.index(name) == len(names) - 1 else None,
+            )
             if width > 0:
-                ax.text(start + width / 2, row, f"{width:.0f}", ha="center", va="center", fontsize=7, color="white")
+                ax.text(
+                    start + width / 2,
+                    row,
+                    f"{width:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white",
+                )
             start = max(start, at)
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("mean ms after the end of input (each segment: time until that stage's mark)")
     ax.set_title("Stage breakdown")
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(bars) < 3 else -0.15),
-              ncol=min(4, len(labels)))
+    ax.legend(
+        handles,
+        labels,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.35 if len(bars) < 3 else -0.15),
+        ncol=min(4, len(labels)),
+    )
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
     """Indices of points not dominated by another (lower x is better; y better by ``higher_is_better``), by x."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1] if higher_is_better else points[i][1]))
+    order = sorted(
+        range(len(points)), key=lambda i: (points[i][0], -points[i][1] if higher_is_better else points[i][1])
+    )
     front, best = [], None
     for i in order:
         y = points[i][1]
@@ -122,12 +148,14 @@ def quality_vs_ttfa(runs: list[RunData], metric: str) -> bytes | None:
     front = pareto_front(pts, higher)
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot()
-    xs, ys = zip(*pts)
+    xs, ys = zip(*pts, strict=False)
     ax.scatter(xs, ys, s=40, color="tab:blue", zorder=3)
-    for (x, y), name in zip(pts, names):
+    for (x, y), name in zip(pts, names, strict=False):
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    fx, fy = zip(*(pts[i] for i in front))
-    ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="tab:red", lw=1.5, zorder=4, label="on the Pareto front")
+    fx, fy = zip(*(pts[i] for i in front), strict=False)
+    ax.scatter(
+        fx, fy, s=140, facecolors="none", edgecolors="tab:red", lw=1.5, zorder=4, label="on the Pareto front"
+    )
     right = max(xs) + 0.05 * (max(xs) - min(xs) or 1.0)
     ax.step(list(fx) + [right], list(fy) + [fy[-1]], where="post", color="tab:red", lw=1.0, ls="--", zorder=2)
     ax.set_xlabel("TTFA p50 (ms)")

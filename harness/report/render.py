@@ -64,22 +64,45 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
     quality = quality_metric_names(runs)
     out = [Section("Summary", _summary_note(runs), summary_frame(runs))]
     cdf = plots.latency_cdf(runs)
-    out.append(Section("Time to first audio", "" if cdf else "No backend produced audible output.", image=cdf,
-                       image_name="ttfa_cdf.png", image_alt="TTFA cumulative distribution per backend"))
+    out.append(
+        Section(
+            "Time to first audio",
+            "" if cdf else "No backend produced audible output.",
+            image=cdf,
+            image_name="ttfa_cdf.png",
+            image_alt="TTFA cumulative distribution per backend",
+        )
+    )
     stages = plots.stage_breakdown(runs)
-    out.append(Section("Stage breakdown",
-                       "Mean time from the end of input to each stage mark; the last segment ends at first audio."
-                       if stages else "No backend emitted stage marks (only cascades such as `cascade` do).",
-                       image=stages, image_name="stages.png", image_alt="stage breakdown bars"))
+    out.append(
+        Section(
+            "Stage breakdown",
+            "Mean time from the end of input to each stage mark; the last segment ends at first audio."
+            if stages
+            else "No backend emitted stage marks (only cascades such as `cascade` do).",
+            image=stages,
+            image_name="stages.png",
+            image_alt="stage breakdown bars",
+        )
+    )
     shown = 0
     for name in quality:
         png = plots.quality_vs_ttfa(runs, name)
         if png and shown < MAX_QUALITY_PLOTS:
             shown += 1
-            out.append(Section(f"{name} vs TTFA", "Dashed: the Pareto front (no other backend is both faster and better).",
-                               image=png, image_name=f"pareto_{name}.png", image_alt=f"{name} against TTFA p50"))
+            out.append(
+                Section(
+                    f"{name} vs TTFA",
+                    "Dashed: the Pareto front (no other backend is both faster and better).",
+                    image=png,
+                    image_name=f"pareto_{name}.png",
+                    image_alt=f"{name} against TTFA p50",
+                )
+            )
     if not shown:
-        why = ("only random-weight backends (latency only)" if quality else "no quality suite ran in these runs")
+        why = (
+            "only random-weight backends (latency only)" if quality else "no quality suite ran in these runs"
+        )
         out.append(Section("Quality vs TTFA", f"No quality-vs-latency plot: {why}."))
     fails = failures_frame(runs)
     if not fails.empty:
@@ -98,9 +121,13 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
 def _summary_note(runs: list[RunData]) -> str:
     notes = ["Latency in ms: value [95% CI] n=samples. Lower is better for latency, WER and CER."]
     if any(run.latency_only(k) for run in runs for k in run.backend_keys):
-        notes.append(f"Backends marked *{LATENCY_ONLY}* ran random weights: only their latency means anything.")
+        notes.append(
+            f"Backends marked *{LATENCY_ONLY}* ran random weights: only their latency means anything."
+        )
     if any(run.meta.get("status") != "complete" for run in runs):
-        notes.append("Some runs are not complete (status shown under Runs); their numbers cover finished utterances.")
+        notes.append(
+            "Some runs are not complete (status shown under Runs); their numbers cover finished utterances."
+        )
     return " ".join(notes)
 
 
@@ -172,8 +199,14 @@ def report_json(runs: list[RunData], summary: pd.DataFrame) -> dict:
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "s2s_bench": __version__,
         "runs": [
-            {"run_id": r.run_id, "source": r.source, "suite": r.meta.get("suite"), "data": r.meta.get("data"),
-             "backends": r.meta.get("backends"), "summary": r.meta.get("summary")}
+            {
+                "run_id": r.run_id,
+                "source": r.source,
+                "suite": r.meta.get("suite"),
+                "data": r.meta.get("data"),
+                "backends": r.meta.get("backends"),
+                "summary": r.meta.get("summary"),
+            }
             for r in runs
         ],
         "summary_table": summary.to_dict(orient="records"),
@@ -199,5 +232,7 @@ def build_report(run_dirs, out_dir, *, title: str | None = None) -> dict[str, Pa
     page = out / "report.html"
     page.write_text(render_html(name, runs, sections), encoding="utf-8")
     js = out / "report.json"
-    js.write_text(json.dumps(report_json(runs, sections[0].table), indent=1, default=str) + "\n", encoding="utf-8")
+    js.write_text(
+        json.dumps(report_json(runs, sections[0].table), indent=1, default=str) + "\n", encoding="utf-8"
+    )
     return {"markdown": md, "html": page, "csv": csv_path, "json": js}

@@ -40,7 +40,9 @@ def label(run: RunData, key: str, several_runs: bool) -> str:
     return f"{key} ({run.run_id})" if several_runs else key
 
 
-def _cell(value: float | None, ci: tuple[float, float] | list | None, n: int, unit: str, digits: int = 1) -> str:
+def _cell(
+    value: float | None, ci: tuple[float, float] | list | None, n: int, unit: str, digits: int = 1
+) -> str:
     if value is None:
         return "n/a (no samples)"
     u = f" {unit}" if unit else ""
@@ -50,7 +52,9 @@ def _cell(value: float | None, ci: tuple[float, float] | list | None, n: int, un
     return text + f" n={n}"
 
 
-def _stat_cell(run: RunData, key: str, metric: str, stat: str, unit: str, digits: int = 1, reason: str = "") -> str:
+def _stat_cell(
+    run: RunData, key: str, metric: str, stat: str, unit: str, digits: int = 1, reason: str = ""
+) -> str:
     """A latency statistic from the per-utterance samples, with a bootstrap CI (or the summary's, for p50/mean)."""
     vals = np.array(list((run.samples.get(key) or {}).get(metric, {}).values()), dtype=float)
     if vals.size == 0:
@@ -64,7 +68,7 @@ def quality_metric_names(runs: list[RunData]) -> list[str]:
     names: list[str] = []
     for run in runs:
         for key in run.backend_keys:
-            for name in (run.summary(key).get("metrics") or {}):
+            for name in run.summary(key).get("metrics") or {}:
                 if name not in names:
                     names.append(name)
             for name in run.samples.get(key, {}):
@@ -102,10 +106,20 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
             row["TTFA p50 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p50", "", reason=never)
             row["TTFA p95 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p95", "", reason=never)
             row["TTFB p50 (ms)"] = _stat_cell(run, key, "ttfb_ms", "p50", "", reason="no output")
-            row["RTF mean"] = _stat_cell(run, key, "rtf", "mean", "", digits=3, reason="not in this run's events")
-            row["RTFx"] = f"{summ['rtfx']:.1f}" if isinstance(summ.get("rtfx"), (int, float)) else "n/a (not in summary)"
-            row["stalls mean"] = _stat_cell(run, key, "stall_count", "mean", "", digits=2, reason="not in this run's events")
-            row["stall ms p95"] = _stat_cell(run, key, "stall_ms", "p95", "", reason="not in this run's events")
+            row["RTF mean"] = _stat_cell(
+                run, key, "rtf", "mean", "", digits=3, reason="not in this run's events"
+            )
+            row["RTFx"] = (
+                f"{summ['rtfx']:.1f}"
+                if isinstance(summ.get("rtfx"), (int, float))
+                else "n/a (not in summary)"
+            )
+            row["stalls mean"] = _stat_cell(
+                run, key, "stall_count", "mean", "", digits=2, reason="not in this run's events"
+            )
+            row["stall ms p95"] = _stat_cell(
+                run, key, "stall_ms", "p95", "", reason="not in this run's events"
+            )
             row["failures"] = _failures(summ, n_failed)
             for name in quality:
                 if run.latency_only(key):
@@ -114,7 +128,9 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
                 value, ci, n, reason = quality_value(run, key, name)
                 row[name] = f"n/a ({reason})" if value is None else _cell(value, ci, n, "", digits=3)
             if not quality:
-                row["quality"] = LATENCY_ONLY if run.latency_only(key) else "n/a (no quality suite in these runs)"
+                row["quality"] = (
+                    LATENCY_ONLY if run.latency_only(key) else "n/a (no quality suite in these runs)"
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -138,7 +154,11 @@ def utterance_frame(runs: list[RunData]) -> pd.DataFrame:
             for utt, status in sorted(run.status.get(key, {}).items()):
                 row: dict[str, Any] = {"run": run.run_id, "backend": key, "utterance": utt, "status": status}
                 for metric, vals in per.items():
-                    if run.latency_only(key) and metric not in LATENCY_METRICS and not metric.startswith("mark."):
+                    if (
+                        run.latency_only(key)
+                        and metric not in LATENCY_METRICS
+                        and not metric.startswith("mark.")
+                    ):
                         continue
                     row[metric] = vals.get(utt)
                 rows.append(row)
@@ -158,8 +178,15 @@ def failures_frame(runs: list[RunData]) -> pd.DataFrame:
     for run in runs:
         for key in run.backend_keys:
             for f in run.summary(key).get("failures") or []:
-                rows.append({"run": run.run_id, "backend": key, "utterance": f.get("utt"), "kind": f.get("kind"),
-                             "reason": f.get("reason")})
+                rows.append(
+                    {
+                        "run": run.run_id,
+                        "backend": key,
+                        "utterance": f.get("utt"),
+                        "kind": f.get("kind"),
+                        "reason": f.get("reason"),
+                    }
+                )
     return pd.DataFrame(rows, columns=["run", "backend", "utterance", "kind", "reason"])
 
 
@@ -177,8 +204,10 @@ def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
             "machine": f"{m.get('cpu')} x{m.get('cpu_count')}, {m.get('memory_gb')} GB, GPU: {m.get('gpu') or 'none'}",
             "platform": f"{m.get('platform')} (host {m.get('hostname')}), Python {m.get('python')}",
             "versions": ", ".join(f"{k} {v}" for k, v in (run.meta.get("versions") or {}).items()),
-            "git": "{} {}".format(str((run.meta.get("git") or {}).get("commit"))[:12],
-                                  "(dirty)" if (run.meta.get("git") or {}).get("dirty") else ""),
+            "git": "{} {}".format(
+                str((run.meta.get("git") or {}).get("commit"))[:12],
+                "(dirty)" if (run.meta.get("git") or {}).get("dirty") else "",
+            ),
         }
         for b in run.meta.get("backends", []):
             opts = ", ".join(f"{k}={v}" for k, v in (b.get("options") or {}).items()) or "defaults"
@@ -191,7 +220,11 @@ def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
 def stage_means(run: RunData, key: str) -> list[tuple[str, float]]:
     """Mean time of each stage mark after input end (ms), in time order, then TTFA: ``[(name, ms), ...]``."""
     per = run.samples.get(key) or {}
-    marks = [(m[len("mark."):], float(np.mean(list(v.values())))) for m, v in per.items() if m.startswith("mark.") and v]
+    marks = [
+        (m[len("mark.") :], float(np.mean(list(v.values()))))
+        for m, v in per.items()
+        if m.startswith("mark.") and v
+    ]
     if not marks:
         return []
     marks.sort(key=lambda p: p[1])
