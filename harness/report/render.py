@@ -79,7 +79,7 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
             "Stage breakdown",
             "Mean time from the end of input to each stage mark; the last segment ends at first audio."
             if stages
-            else "No backend emitted stage marks (only cascades such as `cascade` do).",
+            else "No backend emitted stage marks (cascades such as the `cascade` backend emit them).",
             image=stages,
             image_name="stages.png",
             image_alt="stage breakdown bars",
@@ -158,7 +158,7 @@ def _preamble(runs: list[RunData]) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1300px;color:#222;
 padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto;max-width:100%}
@@ -183,7 +183,10 @@ def render_html(title: str, runs: list[RunData], sections: list[Section]) -> str
             data = base64.b64encode(s.image).decode("ascii")
             body.append(f"<img alt='{html.escape(s.image_alt)}' src='data:image/png;base64,{data}'>")
         if s.table is not None:
-            body.append(s.table.to_html(index=s.title.startswith("Runs"), escape=True, na_rep="", border=0))
+            page = s.table.to_html(index=s.title.startswith("Runs"), escape=True, na_rep="", border=0)
+            if s.title == "Summary":  # value on one line, [CI] n= on the next: keeps the columns narrow
+                page = page.replace(" [", "<br>[")
+            body.append(page)
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
