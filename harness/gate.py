@@ -407,7 +407,8 @@ def compare_backend(
     significant = v.p_value < alpha
     if not past:
         v.verdict = "same"
-        v.note = f"within {rule.text.split(':', 1)[1].split(',')[0]}"
+        sign = {1: "+", -1: "-"}.get(rule.direction or 0, "±")
+        v.note = f"within {sign}{rule.threshold:g}{rule.threshold_unit}"
     elif not significant:
         v.verdict, v.note = "~", f"not significant (p={v.p_value:.2g} >= {alpha})"
     elif abs(delta) <= floor:
@@ -470,7 +471,7 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> str:
-    """The verdicts as a Markdown table, worst first within each backend, plus a one-line summary."""
+    """The verdicts as a Markdown table (rule by rule, backend by backend) plus a one-line summary."""
     head = "| backend | rule | baseline | candidate | change | p | n (base/cand) | verdict | note |\n"
     head += "|---|---|---|---|---|---|---|---|---|\n"
     lines = []

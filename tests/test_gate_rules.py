@@ -135,7 +135,7 @@ def test_same_run_reference_ratio_cancels_a_machine_wide_slowdown(tmp_path):
     raw = compare(base, busy, parse_rules(["ttfa.p50:+10%"]), backends=["custom"])[0]
     assert raw.verdict == "worse"
     ratio = compare(base, busy, parse_rules(["ttfa.p50@loopback:+10%"]))
-    assert [(v.backend, v.verdict) for v in ratio] == [("custom", "same")]
+    assert [(v.backend, v.verdict, v.note) for v in ratio] == [("custom", "same", "within +10%")]
     assert ratio[0].unit == "x" and abs(ratio[0].baseline - 2.5) < 0.2
     assert compare(base, slow, parse_rules(["ttfa.p50@loopback:+10%,20ms"]))[0].verdict == "worse"
     with pytest.raises(GateUsageError, match="not in"):
