@@ -4,7 +4,8 @@ A rule is ``METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR]``:
 
 - ``METRIC``: ``ttfa``, ``ttfb``, ``rtf``, ``start_offset``, ``end_offset``, ``stall_count``, ``stall_ms``,
   ``mark.NAME`` (a stage mark, e.g. ``mark.asr_final``) or a quality metric from ``scores.jsonl`` (``wer``,
-  ``cer``, ``dnsmos_ovrl``, ...). ``STAT`` is ``p50``, ``p90``, ``p95``, ``p99``, ``mean``, ``min`` or ``max``
+  ``cer``, ``dnsmos_ovrl``, ...) or ``failed`` (1 per failed utterance, 0 otherwise: its mean is the failure
+  rate, e.g. ``failed:+5pt``). ``STAT`` is ``p50``, ``p90``, ``p95``, ``p99``, ``mean``, ``min`` or ``max``
   (default ``p50`` for latency metrics, ``mean`` for quality metrics).
 - ``@REFERENCE`` makes it a same-run ratio: the candidate backend's statistic divided by the reference backend's,
   both from the same (interleaved) run, compared with the same ratio in the baseline. ``REFERENCE`` is a backend
@@ -109,7 +110,7 @@ class Rule:
             )
         metric = _ALIASES.get(metric, metric)
         if stat is None:
-            stat = "p50" if _is_latency(metric) else "mean"
+            stat = _default_stat(metric)
         unit = m["thr_unit"] or ""
         if unit == "ms" and not _is_ms(metric):
             raise GateUsageError(f"Gate rule {text!r}: threshold in ms but {metric} is not measured in ms")
@@ -142,6 +143,10 @@ def parse_rules(texts: list[str] | tuple[str, ...]) -> list[Rule]:
 
 def _is_latency(metric: str) -> bool:
     return metric in LATENCY_METRICS or metric.startswith("mark.")
+
+
+def _default_stat(metric: str) -> str:
+    return "p50" if _is_latency(metric) else "mean"
 
 
 def _is_ms(metric: str) -> bool:
@@ -338,7 +343,10 @@ class Verdict:
 
 
 def _samples(run: RunData, key: str, rule: Rule) -> tuple[dict[str, float], float | None]:
-    vals = (run.samples.get(key) or {}).get(rule.metric) or {}
+    if rule.metric == "failed":  # 1 per failed utterance, 0 per measured one: the mean is the failure rate
+        vals = {u: float(s != "ok") for u, s in (run.status.get(key) or {}).items()}
+    else:
+        vals = (run.samples.get(key) or {}).get(rule.metric) or {}
     if not vals:
         return {}, None
     return vals, statistic(np.array(list(vals.values())), rule.stat)
@@ -372,16 +380,20 @@ def _to_metric_units(amount: float, unit: str, rule: Rule, run: RunData, ref_sta
 
 
 def compare_backend(
-    rule: Rule, base: RunData, cand: RunData, base_key: str, cand_key: str, alpha: float, allowed: set[str]
+    rule: Rule,
+    base: RunData,
+    cand: RunData,
+    base_key: str,
+    cand_key: str,
+    alpha: float,
+    allowed: set[str],
+    ref_keys: tuple[str | None, str | None] = (None, None),
 ) -> Verdict:
+    """The verdict of one rule for one backend pair; ``ref_keys`` are the reference backends of a ratio rule."""
     unit = "x" if rule.reference else ("ms" if _is_ms(rule.metric) else "")
     v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit)
     v.reasons = option_differences(base.backend(base_key), cand.backend(cand_key), allowed)
-    ref_keys = (None, None)
     if rule.reference:
-        ref_keys = (resolve_backend(base, rule.reference), resolve_backend(cand, rule.reference))
-        if cand_key == ref_keys[1]:
-            return v  # the reference itself; callers skip it
         v.reasons += [
             "reference " + r
             for r in option_differences(base.backend(ref_keys[0]), cand.backend(ref_keys[1]), allowed)
@@ -444,19 +456,25 @@ def compare(
     run_why = run_differences(base, cand, allow_machine_change=allow_machine_change)
     out = []
     for rule in rules:
-        skip = resolve_backend(cand, rule.reference) if rule.reference else None
-        base_ref = resolve_backend(base, rule.reference) if rule.reference else None
+        cand_ref = resolve_backend(cand, rule.reference) if rule.reference else None
+        base_ref, why = None, list(run_why)
+        if rule.reference:
+            try:
+                base_ref = resolve_backend(base, rule.reference)
+            except GateUsageError as exc:  # the candidate has it, the baseline does not: not comparable
+                why.append(str(exc))
         for key in keys:
-            if key == skip:
+            if key == cand_ref:
                 continue
             base_key = _pair_backend(base, key, cand, exclude=base_ref)
             if base_key is None:
                 out.append(Verdict(key, rule.text, "x", note=f"no backend {key} in the baseline"))
-                continue
-            if run_why:
-                out.append(Verdict(key, rule.text, "x", note="; ".join(run_why), reasons=list(run_why)))
-                continue
-            out.append(compare_backend(rule, base, cand, base_key, key, alpha, allowed))
+            elif why:
+                out.append(Verdict(key, rule.text, "x", note="; ".join(why), reasons=why))
+            else:
+                out.append(
+                    compare_backend(rule, base, cand, base_key, key, alpha, allowed, (base_ref, cand_ref))
+                )
     return out
 
 

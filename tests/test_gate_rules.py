@@ -211,3 +211,20 @@ def test_gate_command_exit_codes(tmp_path, capsys):
     saved = tmp_path / "b.json"
     assert main(["gate", "--save-baseline", str(base), "--out", str(saved)]) == 0
     assert main(["gate", "--baseline", str(saved), "--candidate", str(slow), "--rule", "ttfa.p50:+10%"]) == 1
+
+
+def test_failure_rate_rule_catches_a_backend_that_starts_crashing(tmp_path):
+    ok = jittered(100)
+    base = load_run_folder(write_run(tmp_path / "base", {LOOP: {"ttfa": ok}}))
+    crashing = load_run_folder(write_run(tmp_path / "crash", {LOOP: {"ttfa": [None] * 10 + ok[10:]}}))
+    v = compare(base, crashing, parse_rules(["failed:+5pt"]))[0]
+    assert (v.verdict, v.baseline, v.candidate) == ("worse", 0.0, 0.5)
+
+
+def test_reference_missing_from_the_baseline_is_not_comparable(tmp_path):
+    base = load_run_folder(write_run(tmp_path / "base", {"custom": {"ttfa": jittered(200)}}))
+    cand = load_run_folder(
+        write_run(tmp_path / "cand", {"custom": {"ttfa": jittered(200)}, "loopback": {"ttfa": jittered(80)}})
+    )
+    v = compare(base, cand, parse_rules(["ttfa.p50@loopback:+10%"]))
+    assert [(x.backend, x.verdict) for x in v] == [("custom", "x")] and "not in" in v[0].note
