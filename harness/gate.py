@@ -178,7 +178,12 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
         return 1.0
     if np.ptp(np.concatenate([a, b])) == 0:
         return 1.0
-    from scipy.stats import mannwhitneyu
+    try:
+        from scipy.stats import mannwhitneyu
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"The gate's Mann-Whitney test needs scipy ({exc.name} is missing): pip install 's2s-bench[report]'"
+        ) from None
 
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 

@@ -91,7 +91,7 @@ def run(args) -> int:
             allow_options=set(args.allow_option),
             allow_machine_change=args.allow_machine_change,
         )
-    except GateUsageError as exc:
+    except (GateUsageError, ModuleNotFoundError) as exc:
         print(f"s2s-bench gate: error: {exc}", file=sys.stderr)
         return 2
     table = verdict_table(verdicts, alpha=alpha)
