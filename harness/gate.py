@@ -318,16 +318,21 @@ def resolve_backend(run: RunData, ref: str) -> str:
     raise GateUsageError(f"Reference backend {ref!r} is not in {run.source}; its backends: {', '.join(keys)}")
 
 
-def _pair_backend(base: RunData, cand_key: str, cand: RunData, exclude: str | None = None) -> str | None:
-    """The baseline backend to compare ``cand_key`` with: the same key, else the one backend of the same name
-    (other than the rule's reference ``exclude``); its options are then checked by :func:`option_differences`."""
+def _pair_backend(base: RunData, cand_key: str, cand: RunData, exclude: set[str]) -> tuple[str | None, str]:
+    """(the baseline backend to compare ``cand_key`` with, why none): the same key, else the one backend of the same
+    name that no other candidate backend matches exactly and is not the rule's reference (``exclude``). Its options
+    are then checked by :func:`option_differences`."""
     if cand_key in base.backend_keys:
-        return cand_key
+        return cand_key, ""
     name = cand.backend(cand_key).get("name")
     same_name = [
-        b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] != exclude
+        b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] not in exclude
     ]
-    return same_name[0] if len(same_name) == 1 else None
+    if len(same_name) == 1:
+        return same_name[0], ""
+    if not same_name:
+        return None, f"no {name} backend in the baseline to compare with"
+    return None, f"key not in the baseline, which has several {name} backends: {', '.join(same_name)}"
 
 
 @dataclass
@@ -471,9 +476,10 @@ def compare(
         for key in keys:
             if key == cand_ref:
                 continue
-            base_key = _pair_backend(base, key, cand, exclude=base_ref)
+            taken = {k for k in cand.backend_keys if k != key and k in base.backend_keys} | {base_ref}
+            base_key, unpaired = _pair_backend(base, key, cand, exclude=taken)
             if base_key is None:
-                out.append(Verdict(key, rule.text, "x", note=f"no backend {key} in the baseline"))
+                out.append(Verdict(key, rule.text, "x", note=unpaired))
             elif why:
                 out.append(Verdict(key, rule.text, "x", note="; ".join(why), reasons=why))
             else:
