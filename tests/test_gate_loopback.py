@@ -57,9 +57,10 @@ def _gate(runs, base, cand, *extra):
 def test_planted_50_percent_slowdown_fails_the_gate_with_a_readable_verdict(runs, capsys):
     assert _gate(runs, "base", "slow", "--allow-option", "delay_ms") == 1
     out = capsys.readouterr().out
-    assert "Gate FAILED: regression (2 worse" in out
+    assert "Gate FAILED: regression" in out, out
+    # p50 is the robust statistic; p95 of 12 utterances on a busy shared machine may also carry an outlier
     row = next(line for line in out.splitlines() if "`ttfa.p50:+10%`" in line)
-    assert "loopback:delay_ms=150" in row and "**worse**" in row
+    assert "loopback:delay_ms=150" in row and "**worse**" in row, out
     change = float(row.split("|")[5].strip().rstrip("%"))
     assert 40 < change < 60  # 100 ms -> 150 ms plus the same small harness overhead on both sides
 
