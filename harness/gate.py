@@ -523,5 +523,38 @@ def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> s
     return head + "\n".join(lines) + f"\n\nGate {status} ({summary}; Mann-Whitney alpha={alpha}).\n"
 
 
+VERDICTS_SCHEMA = "s2s-bench.verdicts/1"
+
+
+def verdicts_json(verdicts: list[Verdict], *, baseline: str, candidate: str, alpha: float) -> dict[str, Any]:
+    """The verdicts as a versioned JSON document (for dashboards and CI annotations)."""
+    rows = []
+    for v in verdicts:
+        row = {
+            k: getattr(v, k)
+            for k in (
+                "backend",
+                "rule",
+                "verdict",
+                "baseline",
+                "candidate",
+                "change",
+                "p_value",
+                "unit",
+                "note",
+            )
+        }
+        row["n"] = list(v.n)
+        rows.append(row)
+    return {
+        "schema": VERDICTS_SCHEMA,
+        "baseline": baseline,
+        "candidate": candidate,
+        "alpha": alpha,
+        "regressed": regressed(verdicts),
+        "verdicts": rows,
+    }
+
+
 def regressed(verdicts: list[Verdict]) -> bool:
     return any(v.verdict == "worse" for v in verdicts)

@@ -205,6 +205,16 @@ def test_gate_command_exit_codes(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 1 and "**worse**" in out and (tmp_path / "verdict.md").read_text().count("worse") >= 1
+    assert (
+        main(["gate", "--baseline", str(base), "--candidate", str(slow), "--json", str(tmp_path / "v.json")])
+        == 1
+    )
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["schema"] == "s2s-bench.verdicts/1" and doc["regressed"] is True
+    assert [v["rule"] for v in doc["verdicts"]] == [
+        "ttfa.p50:+10%,10ms",
+        "ttfa.p95:+20%,20ms",
+    ]  # the defaults
     assert main(["gate", "--baseline", str(base), "--candidate", str(slow), "--rule", "ttfa.p50:+lots"]) == 2
     assert "ttfa.p50:+lots" in capsys.readouterr().err
     assert main(["gate", "--baseline", str(tmp_path / "nope"), "--candidate", str(slow)]) == 2

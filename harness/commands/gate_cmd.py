@@ -50,6 +50,9 @@ def add_parser(subparsers) -> None:
         metavar="PATH",
         help="where to write the verdict table (.md) or, with --save-baseline, the JSON",
     )
+    p.add_argument(
+        "--json", metavar="PATH", help="also write the verdicts as JSON (schema s2s-bench.verdicts/1)"
+    )
     p.set_defaults(func=run)
 
 
@@ -65,6 +68,7 @@ def run(args) -> int:
         regressed,
         save_baseline,
         verdict_table,
+        verdicts_json,
     )
 
     try:
@@ -103,4 +107,11 @@ def run(args) -> int:
         Path(args.out).write_text(
             f"baseline: `{args.baseline}`, candidate: `{args.candidate}`\n\n{table}", encoding="utf-8"
         )
+    if args.json:
+        import json
+        from pathlib import Path
+
+        doc = verdicts_json(verdicts, baseline=str(args.baseline), candidate=str(args.candidate), alpha=alpha)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return 1 if regressed(verdicts) else 0
