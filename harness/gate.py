@@ -403,6 +403,10 @@ def compare_backend(
     unit = "x" if rule.reference else ("ms" if _is_ms(rule.metric) else "")
     v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit)
     v.reasons = option_differences(base.backend(base_key), cand.backend(cand_key), allowed)
+    if not _is_latency(rule.metric) and rule.metric != "failed":
+        for side, run, key in (("baseline", base, base_key), ("candidate", cand, cand_key)):
+            if run.latency_only(key):
+                v.reasons.append(f"random weights in the {side}: latency only, no quality to compare")
     if rule.reference:
         v.reasons += [
             "reference " + r

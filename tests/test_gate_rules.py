@@ -165,6 +165,21 @@ def test_quality_rules_use_scores_and_the_metric_direction(tmp_path):
     assert [v.verdict for v in verdicts] == ["worse", "worse"]
     better = compare(cand, base, parse_rules(["wer:+0.5pt", "dnsmos_ovrl:0.1"]))
     assert [v.verdict for v in better] == ["better", "better"]
+    random = load_run_folder(
+        write_run(
+            tmp_path / "random",
+            {
+                LOOP: {
+                    "ttfa": jittered(100),
+                    "options": {"delay_ms": 100.0},
+                    "latency_only": True,
+                    "scores": {"wer": jittered(0.9, spread_ms=0.02)},
+                }
+            },
+        )
+    )
+    v = compare(base, random, parse_rules(["wer:+0.5pt", "ttfa.p50:+10%"]))
+    assert [x.verdict for x in v] == ["x", "same"] and "latency only" in v[0].note
     missing = compare(base, cand, parse_rules(["cer:+1pt"]))[0]
     assert missing.verdict == "x" and "no cer samples" in missing.note
 
