@@ -80,6 +80,8 @@ def quality_metric_names(runs: list[RunData]) -> list[str]:
 def quality_value(run: RunData, key: str, name: str) -> tuple[float | None, Any, int, str]:
     """(value, ci95, n, reason) of a quality metric: the summary's corpus value, else the mean of the scores."""
     info = (run.summary(key).get("metrics") or {}).get(name)
+    if info is not None and not isinstance(info, dict):
+        return None, None, 0, f"unreadable summary entry {info!r}"
     if info is not None:
         if info.get("value") is None:
             return None, None, 0, info.get("reason") or "not computed"
