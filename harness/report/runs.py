@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import read_events
 from ..latency import LATENCY_METRICS, utterance_latencies
 
 __all__ = ["LATENCY_METRICS", "RunData", "RunFormatError", "load_run_folder", "read_scores"]
@@ -65,8 +66,8 @@ class RunData:
         return bool(self.backend(key).get("latency_only"))
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """Events of ``events.jsonl``; a truncated last line (a killed run) is skipped, other bad lines are errors."""
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file such as ``scores.jsonl``; a truncated last line is skipped, other bad lines are errors."""
     events = []
     lines = path.read_text(encoding="utf-8").splitlines()
     for lineno, line in enumerate(lines, 1):
@@ -86,7 +87,7 @@ def read_scores(path: Path) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     if not path.exists():
         return {}
-    for rec in read_events(path):
+    for rec in read_jsonl(path):
         b, u = rec.get("b", rec.get("backend")), rec.get("u", rec.get("utt"))
         if b is None or u is None:
             continue
@@ -115,7 +116,7 @@ def load_run_folder(run_dir: str | Path) -> RunData:
     if not str(meta.get("schema", "")).startswith("s2s-bench.run/"):
         raise RunFormatError(f"{meta_path}: expected schema s2s-bench.run/1 but got {meta.get('schema')!r}")
     events_path = run_dir / "events.jsonl"
-    events = read_events(events_path) if events_path.exists() else []
+    events = read_events(events_path)  # the core's reader: the same events as `s2s-bench rescore` sees
     data = RunData(source=str(run_dir), meta=meta, run_dir=run_dir)
     for res in sorted(utterance_latencies(events), key=lambda r: (r.backend, r.utt)):
         data.status.setdefault(res.backend, {})[res.utt] = res.status
