@@ -58,6 +58,14 @@ class Utterance:
             x, sr = read_audio(self.audio_path)
             if self.sample_rate and sr != self.sample_rate:
                 raise AudioError(where, f"manifest declares {self.sample_rate} Hz but the file is {sr} Hz")
+            if "start_s" in self.extra:  # a segment of a longer recording (e.g. IndicVoices)
+                start, end = float(self.extra["start_s"]), float(self.extra.get("end_s", x.size / sr))
+                if end <= start or start * sr >= x.size:
+                    raise AudioError(
+                        where, f"segment {start:.2f}-{end:.2f} s is outside the {x.size / sr:.2f} s file"
+                    )
+                x = x[int(round(start * sr)) : int(round(end * sr))]
+                where = f"{where} [{start:.2f}-{end:.2f} s]"
         else:
             raise AudioError(None, f"utterance {self.id!r} has neither audio_path nor audio")
         validate_audio(x, sr, where)
