@@ -196,6 +196,33 @@ def is_current(out_dir: Path, recipe: dict[str, Any]) -> bool:
         return False
 
 
+def ensure_built(
+    name: str,
+    out_dir: Path,
+    recipe: dict[str, Any],
+    make_batches: Callable[[], Iterator[list[Job]]],
+    *,
+    force: bool = False,
+    **build_options: Any,
+) -> Path:
+    """Return ``out_dir/manifest.jsonl``, building it first when missing, stale (recipe changed) or ``force``.
+
+    A lock file beside the folder makes concurrent callers (two test workers, two runs) wait for one build.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out_dir.with_name(out_dir.name + ".lock")
+    with open(lock_path, "a+") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # Windows: no advisory lock; builds still land atomically
+            pass
+        if not force and is_current(out_dir, recipe):
+            return out_dir / MANIFEST
+        return build_set(name, make_batches(), out_dir, recipe, **build_options)
+
+
 def build_set(
     name: str,
     job_batches: Iterator[list[Job]],

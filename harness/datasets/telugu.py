@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import espeak, festival, text
-from .build import Job, Part, build_set, dataset_dir, is_current, split_of, stable_seed
+from .build import Job, Part, dataset_dir, ensure_built, split_of, stable_seed
 from .speakers import Speaker, default_speakers, espeak_speaker
 
 RECIPE_VERSION = 1
@@ -67,13 +67,8 @@ def build_telugu_mini(
     speakers = default_speakers(n_espeak, with_festival)
     sentences = list(text.sentences())[:limit_sentences]
     recipe = _recipe(name, speakers, limit_sentences=limit_sentences)
-    out = dataset_dir(name, cache)
-    if not force and is_current(out, recipe):
-        return out / "manifest.jsonl"
     jobs = mini_jobs(sentences, speakers)
-    return build_set(
-        name, iter([jobs]), out, recipe, workers=workers, progress=progress, total_parts=len(jobs)
-    )
+    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
 
 
 # ---------------------------------------------------------------- telugu-mini-qa
@@ -109,12 +104,8 @@ def build_telugu_mini_qa(
     speakers = default_speakers(n_espeak, with_festival)
     pairs = list(text.qa_pairs())[:limit_pairs]
     recipe = _recipe(name, speakers, limit_pairs=limit_pairs, renderings=renderings)
-    out = dataset_dir(name, cache)
-    if not force and is_current(out, recipe):
-        return out / "manifest.jsonl"
     jobs = qa_jobs(pairs, speakers, renderings)
-    total = sum(len(j.parts()) for j in jobs)
-    return build_set(name, iter([jobs]), out, recipe, workers=workers, progress=progress, total_parts=total)
+    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
 
 
 # ---------------------------------------------------------------- telugu-mini-cs (code-switched)
@@ -132,18 +123,13 @@ def build_telugu_mini_cs(
     """Code-switched Telugu-English sentences, espeak-ng voices only (festival cannot speak Latin letters)."""
     speakers = default_speakers(n_espeak, with_festival=False)
     recipe = _recipe(name, speakers)
-    out = dataset_dir(name, cache)
-    if not force and is_current(out, recipe):
-        return out / "manifest.jsonl"
     jobs = []
     for i, sent in enumerate(text.code_switched()):
         for spk in speakers:
             uid = f"tc-{i:03d}-{spk.name}"
             part = Part(spk, sent, stable_seed("telugu-mini-cs", i, spk.name), f"audio/test/{uid}.wav")
             jobs.append(Job(uid, "test", part, extra={"code_switched": True}))
-    return build_set(
-        name, iter([jobs]), out, recipe, workers=workers, progress=progress, total_parts=len(jobs)
-    )
+    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
 
 
 # ---------------------------------------------------------------- telugu-synth (codec training speech)
@@ -220,11 +206,19 @@ def build_telugu_synth(
         festival_every=festival_every,
         hunspell=len(text.hunspell_words()),
     )
-    out = dataset_dir(name, cache)
-    if not force and is_current(out, recipe):
-        return out / "manifest.jsonl"
-    batches = synth_jobs(seed, festival_every)
-    return build_set(name, batches, out, recipe, workers=workers, progress=progress, target_hours=hours)
+    return ensure_built(
+        name, dataset_dir(name, cache), recipe, lambda: synth_jobs(seed, festival_every), force=force,
+        workers=workers, progress=progress, target_hours=hours,
+    )  # fmt: skip
+
+
+def _ensure(
+    name: str, cache: str | Path | None, recipe: dict[str, Any], jobs: list[Job], **options: Any
+) -> Path:
+    total = sum(len(j.parts()) for j in jobs)
+    return ensure_built(
+        name, dataset_dir(name, cache), recipe, lambda: iter([jobs]), total_parts=total, **options
+    )
 
 
 def _recipe(name: str, speakers: list[Speaker], **params: Any) -> dict[str, Any]:
