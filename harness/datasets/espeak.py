@@ -62,12 +62,12 @@ def espeak_available() -> tuple[bool, str]:
     try:
         import espeakng_loader  # noqa: F401
     except ModuleNotFoundError:
-        return False, "the 'espeakng-loader' package is not installed (pip install 's2s-bench[data]')"
+        return False, "the 'espeakng-loader' package is not installed (pip install espeakng-loader)"
     return True, "espeakng-loader wheel"
 
 
 class EspeakEngine:
-    """One espeak-ng instance per process (the library keeps global state); thread-safe through a lock."""
+    """The espeak-ng library, initialised once per process; each utterance is spoken in a forked child."""
 
     _instance: EspeakEngine | None = None
     _lock = threading.Lock()
@@ -77,7 +77,7 @@ class EspeakEngine:
             import espeakng_loader
         except ModuleNotFoundError:
             raise ModuleNotFoundError(
-                "espeak-ng synthesis needs the 'espeakng-loader' package: pip install 's2s-bench[data]'"
+                "espeak-ng synthesis needs the 'espeakng-loader' package: pip install espeakng-loader"
             ) from None
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib = self._lib
@@ -165,9 +165,11 @@ class EspeakEngine:
         child of a process whose espeak has been initialised but has never spoken.
         """
         self._check_voice(voice.voice)
-        with self._lock:
-            raw = _in_fork(lambda: self._synthesize_here(text, voice, seed)) if hasattr(os, "fork") else None
-            if raw is None:  # no fork (Windows): correct speech, not bit-reproducible
+        if hasattr(os, "fork"):
+            # The parent never speaks, so concurrent children (one per worker thread) all start from the same state.
+            raw = _in_fork(lambda: self._synthesize_here(text, voice, seed))
+        else:  # no fork (Windows): correct speech, but not bit-reproducible across build orders
+            with self._lock:
                 raw = self._synthesize_here(text, voice, seed)
         return (np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
 
