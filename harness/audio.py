@@ -42,7 +42,8 @@ COMPRESSED_SUFFIXES = {".mp3", ".m4a", ".mp4", ".aac", ".opus", ".webm", ".wma"}
 
 def _describe_non_audio(path: Path) -> str | None:
     """A reason when the file is plainly not audio (text, HTML, a truncated RIFF header), else None."""
-    head = path.read_bytes()[:64]
+    with open(path, "rb") as fh:
+        head = fh.read(64)
     if head.startswith(b"RIFF") and len(head) < 44:
         return f"truncated WAV header ({path.stat().st_size} bytes)"
     if head[:4] in (b"RIFF", b"fLaC", b"OggS", b"ID3\x03", b"ID3\x04") or head[4:8] == b"ftyp":
