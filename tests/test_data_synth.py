@@ -119,6 +119,7 @@ def test_load_utterances_builds_on_demand_into_env_cache(tmp_path, monkeypatch):
     assert u.text and u.response_text and u.response_audio_path
     assert u.speaker != u.extra["response_speaker"]
     assert u.load_audio(16000).size > 0
+    assert u.load_response_audio(16000).size > 0
     pairs = {}
     for u in utts:
         pairs.setdefault(u.extra["pair"], set()).add(u.split)
@@ -156,3 +157,15 @@ def test_festival_text_cleaning():
     assert festival.clean_text("నమస్కారం! hello, 42 మీరు @ఎలా# ఉన్నారు?") == "నమస్కారం! మీరు ఎలా ఉన్నారు?"
     with pytest.raises(ValueError, match="no Telugu letters"):
         festival.clean_text("hello 123")
+
+
+def test_data_list_and_build_errors(capsys, tmp_path):
+    from harness.cli import main
+
+    assert main(["data", "list", "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "telugu-mini " in out and "on demand" in out and "fleurs" in out and "NAME:PATH" in out
+    assert main(["data", "build", "fleurs", "--cache", str(tmp_path)]) == 2
+    assert "buildable sets" in capsys.readouterr().err
+    assert main(["data", "build", "telugu-mini", "--hours", "3", "--cache", str(tmp_path)]) == 2
+    assert "--hours applies to telugu-synth only" in capsys.readouterr().err
