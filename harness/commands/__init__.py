@@ -2,5 +2,6 @@
 
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
+    "harness.commands.run_cmd",
     "harness.commands.serve_cmd",
 )
