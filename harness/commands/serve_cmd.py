@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-warmup", action="store_true", help="skip the backend's warm-up turn")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=run)
+    add_load_parser(subparsers)
 
 
 def run(args) -> int:
@@ -59,7 +60,7 @@ def run(args) -> int:
         import uvicorn
 
         from ..server.app import create_app
-        from ..server.serving import _uvicorn_config, load_backend
+        from ..server.serving import _uvicorn_config, bind_socket, load_backend
     except ModuleNotFoundError as exc:
         print(
             f"s2s-bench serve: {exc.name} is missing; install the extra: pip install 's2s-bench[serve]'",
@@ -77,6 +78,11 @@ def run(args) -> int:
     app = create_app(backend, limits, token)
     config = _uvicorn_config(app, args.host, args.port, limits, args.log_level)
     server = uvicorn.Server(config)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"s2s-bench serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
     print(
         f"s2s-bench serve: {args.backend} on ws://{args.host}:{args.port}/ws "
         f"(demo http://{args.host}:{args.port}/, auth {'on' if token else 'off'})",
@@ -84,7 +90,61 @@ def run(args) -> int:
         flush=True,
     )
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         backend.shutdown()
+    return 0
+
+
+def add_load_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "load",
+        help="load suite: ramp concurrent sessions against a server on 127.0.0.1 and report capacity",
+        description="Serve BACKEND on 127.0.0.1 (or use --url), ramp concurrent sessions through the `remote` "
+        "backend and report TTFA p50/p95, stalls and errors per level, and the largest number of sessions served "
+        "with p95 TTFA within --budget-ms and no stalls. Bounded: it stops by itself.",
+    )
+    p.add_argument(
+        "--backend", default="loopback", metavar="SPEC", help="backend to serve (default loopback)"
+    )
+    p.add_argument("--url", default=None, help="measure this running server instead (ws://HOST:PORT/ws)")
+    p.add_argument("--token", default=None, help="bearer token for the server")
+    p.add_argument("--levels", default="1,2,4,8,16", help="concurrency levels, comma-separated (1,2,4,8,16)")
+    p.add_argument("--rounds", type=int, default=2, help="utterances per session slot and level (default 2)")
+    p.add_argument("--data", default="synthetic-clips", help="dataset name or manifest .jsonl path")
+    p.add_argument("--budget-ms", type=float, default=500.0, help="p95 TTFA budget in ms (default 500)")
+    p.add_argument("--pacing", choices=("realtime", "fast"), default="realtime")
+    p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
+    p.add_argument("--max-total-s", type=float, default=600.0, help="stop ramping after this many seconds")
+    p.add_argument(
+        "--out", default="reports/load", help="output folder (load.json, load.md, one run per level)"
+    )
+    p.set_defaults(func=run_load)
+
+
+def run_load(args) -> int:
+    from ..backend import BackendError
+    from ..server.load import run_load_suite
+
+    try:
+        levels = tuple(int(x) for x in args.levels.split(",") if x.strip())
+        report = run_load_suite(
+            args.backend,
+            url=args.url,
+            token=args.token,
+            levels=levels,
+            rounds=args.rounds,
+            data=args.data,
+            budget_ms=args.budget_ms,
+            pacing=args.pacing,
+            wire_format=args.format,
+            max_total_s=args.max_total_s,
+            out=args.out,
+            progress=True,
+        )
+    except (ValueError, BackendError, ModuleNotFoundError) as exc:
+        print(f"s2s-bench load: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    print(f"\nwritten: {args.out}/load.md, {args.out}/load.json")
     return 0

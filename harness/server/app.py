@@ -61,6 +61,20 @@ class _AudibleWatch:
         return self.found
 
 
+def _disconnect_errors() -> tuple[type[BaseException], ...]:
+    """What a send to a client that has gone raises (Starlette, uvicorn)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    errors: list[type[BaseException]] = [WebSocketDisconnect, ConnectionError]
+    try:
+        from uvicorn.protocols.utils import ClientDisconnected
+
+        errors.append(ClientDisconnected)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 class S2SServer:
     """State shared by every connection: the backend, limits, token and metrics."""
 
@@ -122,7 +136,7 @@ class S2SServer:
         except P.ProtocolError as exc:
             self.metrics.error(exc.code)
             await self._send_error_and_close(ws, exc)
-        except _ClientGone:
+        except (_ClientGone, *_disconnect_errors()):
             self.metrics.error("client_disconnect")
         finally:
             reader.cancel()
@@ -176,8 +190,10 @@ class S2SServer:
                 raise P.ProtocolError("not_started", "binary audio frame before a 'start' message")
             kind = item["type"]
             if kind == P.CLOSE:
-                await ws.send_json({"type": P.CLOSED})
-                await ws.close(P.CLOSE_NORMAL)
+                # the client may hang up without waiting for the reply: that is a normal end, not an error
+                with contextlib.suppress(Exception):
+                    await ws.send_json({"type": P.CLOSED})
+                    await ws.close(P.CLOSE_NORMAL)
                 return
             if kind != P.START:
                 raise P.ProtocolError("not_started", f"{kind!r} message before a 'start' message")
