@@ -117,7 +117,7 @@ def add_load_parser(subparsers) -> None:
     p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
     p.add_argument("--max-total-s", type=float, default=600.0, help="stop ramping after this many seconds")
     p.add_argument(
-        "--out", default="reports/load", help="output folder (load.json, load.md, one run per level)"
+        "--out", default="reports/runs/load", help="output folder (load.json, load.md, one run per level)"
     )
     p.set_defaults(func=run_load)
 

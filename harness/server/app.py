@@ -138,6 +138,11 @@ class S2SServer:
             await self._send_error_and_close(ws, exc)
         except (_ClientGone, *_disconnect_errors()):
             self.metrics.error("client_disconnect")
+        except Exception as exc:  # a bug must cost one session, never the server
+            self.metrics.error("backend_error")
+            await self._send_error_and_close(
+                ws, P.ProtocolError("backend_error", f"internal server error: {type(exc).__name__}: {exc}")
+            )
         finally:
             reader.cancel()
             with contextlib.suppress(BaseException):
@@ -185,7 +190,10 @@ class S2SServer:
 
     async def _serve_turns(self, ws, inbox: asyncio.Queue) -> None:
         while True:
-            item = self._check(await inbox.get())
+            item = await inbox.get()
+            if isinstance(item, _Gone) and item.code in (1000, 1001):
+                return  # a clean WebSocket close between turns is a normal end
+            item = self._check(item)
             if isinstance(item, bytes):
                 raise P.ProtocolError("not_started", "binary audio frame before a 'start' message")
             kind = item["type"]
@@ -204,7 +212,12 @@ class S2SServer:
         limits = self.limits
         deadline = time.monotonic() + limits.max_session_s
         loop = asyncio.get_running_loop()
-        session = await asyncio.to_thread(self.backend.open_session)
+        try:
+            session = await asyncio.to_thread(self.backend.open_session)
+        except Exception as exc:
+            raise P.ProtocolError(
+                "backend_error", f"the backend could not open a session: {type(exc).__name__}: {exc}"
+            ) from None
         driver = SessionDriver(session, loop, limits.send_queue_frames, limits.send_timeout_s, session_id)
         self.metrics.turn_opened()
         ok = False

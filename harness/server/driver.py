@@ -113,27 +113,36 @@ class SessionDriver:
         session = self.session
         try:
             while not self._stop.is_set():
-                while True:
+                if not ended:
+                    # While the user speaks, wait on the input queue (it wakes at once when audio or the end of
+                    # the turn arrives) and only peek at the output, so input never waits behind a blocking poll.
                     try:
-                        item = self._inputs.get_nowait()
+                        item = self._inputs.get(timeout=0.005)
                     except queue.Empty:
-                        break
-                    if item is _END:
-                        session.end_input()
-                        ended = True
-                    else:
-                        session.push(item)
+                        item = None
+                    while item is not None:
+                        if item is _END:
+                            session.end_input()
+                            ended = True
+                        else:
+                            session.push(item)
+                        try:
+                            item = self._inputs.get_nowait()
+                        except queue.Empty:
+                            item = None
+                if self._stop.is_set():
+                    return
                 if session.done:
                     self._emit(Finished())
                     return
                 t0 = time.perf_counter()
-                chunk = session.poll(timeout=0.05 if ended else 0.005)
+                chunk = session.poll(timeout=0.05 if ended else 0.0)
                 if self._stop.is_set():
                     return
                 if chunk is not None:
                     if not self._emit(chunk):
                         return
-                elif time.perf_counter() - t0 < 0.001:
+                elif ended and time.perf_counter() - t0 < 0.001:
                     time.sleep(0.002)  # the backend returned at once: do not spin
         except Exception as exc:
             if not self._stop.is_set():

@@ -77,8 +77,10 @@ class LoadReport:
                 f"{lv.stalls} ({lv.stalled_utterances}) | {errors} | {'yes' if lv.within(self.budget_ms) else 'no'} |"
             )
         rows.append("")
+        top = max((lv.concurrency for lv in self.levels), default=0)
+        at_least = "at least " if self.capacity and self.capacity == top else ""
         rows.append(
-            f"Capacity: **{self.capacity}** concurrent sessions with p95 TTFA <= {self.budget_ms:g} ms and no stalls"
+            f"Capacity: {at_least}**{self.capacity}** concurrent sessions with p95 TTFA <= {self.budget_ms:g} ms and no stalls"
             f" ({self.backend}, {self.pacing} pacing, {self.data})."
             + (f" Ramp stopped early: {self.stopped_early}." if self.stopped_early else "")
         )
@@ -124,7 +126,7 @@ def run_load_suite(
     timeout_s: float = 30.0,
     max_total_s: float = 600.0,
     stop_factor: float = 4.0,
-    out: str | Path = "reports/load",
+    out: str | Path = "reports/runs/load",
     progress: bool = False,
 ) -> LoadReport:
     """Ramp ``levels`` of concurrent sessions; serve ``backend`` on 127.0.0.1 unless ``url`` names a server.
