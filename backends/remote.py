@@ -39,7 +39,11 @@ class RemoteBackend(Backend):
     description = "a server speaking the s2s-ws/1 WebSocket protocol (s2s-bench serve); TTFA includes the hop"
     options = {
         "url": Option(str, "ws://127.0.0.1:8765/ws", "WebSocket address of the server"),
-        "token": Option(str, "", "bearer token, if the server asks for one"),
+        "token": Option(
+            str,
+            "",
+            "bearer token, or env:NAME to read it from an environment variable (kept out of run files)",
+        ),
         "format": Option(str, "pcm16", "audio encoding on the wire", choices=P.FORMATS),
         "connect_timeout_s": Option(float, 10.0, "time allowed to connect and get 'ready' (s)", min=0.1),
     }
@@ -48,8 +52,20 @@ class RemoteBackend(Backend):
         super().__init__(**opts)
         self.server_info: dict = {}
 
+    def _token(self) -> str:
+        token = self.opts["token"]
+        if token.startswith("env:"):
+            import os
+
+            name = token[4:]
+            if name not in os.environ:
+                raise BackendError(f"remote: token=env:{name} but the environment variable {name} is not set")
+            return os.environ[name]
+        return token
+
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.opts['token']}"} if self.opts["token"] else {}
+        token = self._token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def load(self) -> None:
         url = _health_url(self.opts["url"])
@@ -91,7 +107,10 @@ class RemoteBackend(Backend):
 
     def describe(self) -> dict:
         out = super().describe()
-        out["options"] = {k: ("***" if k == "token" and v else v) for k, v in out["options"].items()}
+        out["options"] = {
+            k: ("***" if k == "token" and v and not v.startswith("env:") else v)
+            for k, v in out["options"].items()
+        }
         out["served_backend"] = self.server_info.get("backend")
         return out
 

@@ -82,6 +82,17 @@ def test_runner_records_server_errors_as_failures(server, tmp_path):
         wait_sessions_freed(crashing.http_url)
 
 
+def test_token_from_the_environment(server, monkeypatch):
+    monkeypatch.setenv("S2S_TEST_TOKEN", "tok")
+    backend = create_backend(f"remote:url={server.url},token=env:S2S_TEST_TOKEN")
+    backend.load()
+    backend.open_session().close()
+    assert backend.describe()["options"]["token"] == "env:S2S_TEST_TOKEN"
+    monkeypatch.delenv("S2S_TEST_TOKEN")
+    with pytest.raises(BackendError, match="S2S_TEST_TOKEN is not set"):
+        backend.open_session()
+
+
 def test_bad_token_and_unreachable_server_are_clear(server):
     backend = create_backend(f"remote:url={server.url},token=wrong")
     backend.load()  # /health is public

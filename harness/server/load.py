@@ -3,8 +3,9 @@
 For each concurrency level N (e.g. 1, 2, 4, 8, 16) the runner plays ``rounds x N`` utterances through the
 ``remote`` backend with ``concurrency=N`` (realtime pacing by default), so every number is measured by the
 harness's own clock on the client side of the socket, network hop included. Per level: TTFA p50/p95, stalls
-(underruns when the answer is played in real time) and errors by kind. The capacity is the largest N whose p95
-TTFA is within ``budget_ms`` with no stall and no error.
+(underruns when the answer is played in real time) and errors by kind. The capacity is the largest N such that
+N and every lower level kept p95 TTFA within ``budget_ms`` with no stall and no error (a level that passes above a
+failing one is machine noise, not capacity).
 
 The suite is bounded: levels run in order, each run has its own timeout, and the ramp stops early once a level
 is clearly overloaded (p95 above ``stop_factor x budget_ms`` or more than half of its utterances failed) or
@@ -56,7 +57,7 @@ class LoadReport:
     pacing: str
     data: str
     levels: list[LoadLevel]
-    capacity: int  # largest concurrency served within the budget; 0 if none
+    capacity: int  # largest concurrency with it and every lower level within the budget; 0 if none
     stopped_early: str | None = None
     machine: dict = field(default_factory=dict)
 
@@ -80,7 +81,8 @@ class LoadReport:
         top = max((lv.concurrency for lv in self.levels), default=0)
         at_least = "at least " if self.capacity and self.capacity == top else ""
         rows.append(
-            f"Capacity: {at_least}**{self.capacity}** concurrent sessions with p95 TTFA <= {self.budget_ms:g} ms and no stalls"
+            f"Capacity: {at_least}**{self.capacity}** concurrent sessions (this level and all below it within "
+            f"budget: p95 TTFA <= {self.budget_ms:g} ms, no stalls, no errors)"
             f" ({self.backend}, {self.pacing} pacing, {self.data})."
             + (f" Ramp stopped early: {self.stopped_early}." if self.stopped_early else "")
         )
@@ -195,14 +197,18 @@ def run_load_suite(
     finally:
         if server is not None:
             server.stop()
-    served = [lv.concurrency for lv in results if lv.within(budget_ms)]
+    capacity = 0
+    for lv in results:
+        if not lv.within(budget_ms):
+            break
+        capacity = lv.concurrency
     report = LoadReport(
         backend=backend if server is not None else url,
         budget_ms=budget_ms,
         pacing=pacing,
         data=data,
         levels=results,
-        capacity=max(served) if served else 0,
+        capacity=capacity,
         stopped_early=stopped,
         machine=machine_info(),
     )
