@@ -138,3 +138,20 @@ def test_demo_page_is_served(server):
     assert "s2s-ws/1" in html
     with urllib.request.urlopen(server.http_url + "/static/demo.js", timeout=5) as resp:
         assert "getUserMedia" in resp.read().decode()
+
+
+def test_clean_close_between_turns_is_not_an_error(server):
+    def disconnects() -> float:
+        return metrics(server.http_url).get('s2s_server_errors_total{kind="client_disconnect"}', 0.0)
+
+    before = disconnects()
+    one_turn(server.url, speech_like(0.2))  # ends with the protocol's close
+    with connect(server.url) as ws:  # a plain WebSocket close (1000) before any turn
+        ws.send(json.dumps(P.start_message(16000, "f32")))
+        recv_json(ws)
+        ws.send(P.encode_audio(speech_like(0.2), "f32"))
+        ws.send(json.dumps({"type": "end_of_turn"}))
+        while not (isinstance(msg := ws.recv(timeout=10), str) and json.loads(msg)["type"] == "done"):
+            pass
+    wait_sessions_freed(server.http_url)
+    assert disconnects() == before
