@@ -3,5 +3,7 @@
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
     "harness.commands.run_cmd",
+    "harness.commands.report_cmd",
+    "harness.commands.gate_cmd",
     "harness.commands.serve_cmd",
 )
