@@ -6,4 +6,5 @@ COMMAND_MODULES = (
     "harness.commands.data_cmd",
     "harness.commands.report_cmd",
     "harness.commands.gate_cmd",
+    "harness.commands.serve_cmd",
 )
