@@ -16,6 +16,7 @@ from . import hookspecs
 
 DEFAULT_PLUGINS = (
     "backends.loopback",
+    "backends.remote",
     "harness.datasets",
     "harness.metrics.builtin",
 )
