@@ -26,6 +26,7 @@ bench: install
 	  --pacing realtime --out $(BENCH_OUT)
 
 test: install
+	rm -rf reports/runs/ci-suites
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q suites --backend=loopback:delay_ms=150 --backend=loopback:fail=crash,every=3 \
 	  --s2s-limit=6 --s2s-out=reports/runs/ci-suites
