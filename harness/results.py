@@ -31,9 +31,14 @@ _VERSION_PACKAGES = (
 )
 
 
-def slug(key: str) -> str:
-    """A backend key as a folder name."""
-    return re.sub(r"[^A-Za-z0-9._=-]", "_", key)
+def slug(key: str, max_len: int = 96) -> str:
+    """A backend key as a folder name; long keys keep their start plus a hash, so names stay short and unique."""
+    name = re.sub(r"[^A-Za-z0-9._=-]", "_", key)
+    if len(name) <= max_len:
+        return name
+    import hashlib
+
+    return name[: max_len - 13] + "-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def machine_info() -> dict:

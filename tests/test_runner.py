@@ -176,3 +176,11 @@ def test_killed_run_resumes_without_losing_or_redoing_anything(tmp_path):
     ends = [e for e in r.events if e["e"] == "utt_end"]
     assert len({e["u"] for e in ends}) == 10 and len(ends) == 10  # nothing redone, nothing lost
     assert r.meta["status"] == "complete"
+
+
+def test_long_backend_specs_get_short_unique_output_folders(tmp_path):
+    from harness.results import slug
+
+    a, b = "x:" + "path=/very/long/" * 30 + "a", "x:" + "path=/very/long/" * 30 + "b"
+    assert len(slug(a)) <= 96 and slug(a) != slug(b)
+    assert slug("loopback:delay_ms=150") == "loopback_delay_ms=150"
