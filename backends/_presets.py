@@ -117,10 +117,6 @@ def speecht5(name: str) -> tuple[Any, Any]:
     return SpeechT5Config(**tts), SpeechT5HifiGanConfig(**vocoder)
 
 
-SEAMLESS_TEL_TEXT_ID = 256100  # any id inside the vocabulary: random weights, only the shapes matter
-SEAMLESS_SPEECH_LANGS = 36
-
-
 def seamless(name: str) -> tuple[Any, Any]:
     """(SeamlessM4Tv2Config, GenerationConfig) of facebook/seamless-m4t-v2-large, with a made-up language table."""
     from transformers import GenerationConfig, SeamlessM4Tv2Config
@@ -132,12 +128,12 @@ def seamless(name: str) -> tuple[Any, Any]:
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
-        text_decoder_lang_to_code_id={"tel": SEAMLESS_TEL_TEXT_ID},
+        text_decoder_lang_to_code_id={"tel": config.vocab_size - 2},  # random weights: any id, only shapes matter
         t2u_lang_code_to_id={"tel": 0},
-        vocoder_lang_code_to_id={"tel": SEAMLESS_SPEECH_LANGS - 1},
+        vocoder_lang_code_to_id={"tel": config.vocoder_num_langs - 1},
         # Every token spells two Telugu letters: what a real Telugu subword costs the char-level t2u model.
         id_to_text={str(i): chars[i % 128] + chars[(i // 128) % 128] for i in range(config.vocab_size)},
-        char_to_id={ch: 4 + i for i, ch in enumerate(chars)},
+        char_to_id={ch: 4 + i % (config.char_vocab_size - 4) for i, ch in enumerate(chars)},
         max_length=256,
     )
     return config, generation

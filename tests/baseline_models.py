@@ -163,3 +163,47 @@ def script_llm(path: Path, answer: str) -> list[int]:
     model.config.tie_word_embeddings = False
     model.save_pretrained(path)
     return ids
+
+
+SEAMLESS_TINY = dict(
+    vocab_size=40, t2u_vocab_size=24, char_vocab_size=20, hidden_size=16, encoder_layers=1, decoder_layers=1,
+    encoder_ffn_dim=32, decoder_ffn_dim=32, encoder_attention_heads=2, decoder_attention_heads=2,
+    speech_encoder_layers=1, speech_encoder_attention_heads=2, speech_encoder_intermediate_size=32,
+    conv_depthwise_kernel_size=3, t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=32,
+    t2u_decoder_ffn_dim=32, t2u_encoder_attention_heads=2, t2u_decoder_attention_heads=2,
+    t2u_variance_predictor_embed_dim=16, t2u_variance_predictor_hidden_dim=16, upsample_initial_channel=32,
+    upsample_rates=[5, 4, 4, 2, 2], upsample_kernel_sizes=[11, 8, 8, 4, 4], resblock_kernel_sizes=[3],
+    resblock_dilation_sizes=[[1]], unit_hifi_gan_vocab_size=20, unit_embed_dim=16, lang_embed_dim=4,
+    spkr_embed_dim=4, vocoder_num_langs=3, vocoder_num_spkrs=3, variance_predictor_kernel_size=3,
+    vocoder_offset=4, max_position_embeddings=64, t2u_max_position_embeddings=128,
+    encoder_layerdrop=0.0, decoder_layerdrop=0.0, speech_encoder_layerdrop=0.0,
+)  # fmt: skip
+
+
+def seamless_generation_config(vocab_size: int, tel_id: int) -> object:
+    """A generation config with the language and character tables the real one carries (Telugu only)."""
+    from transformers import GenerationConfig
+
+    letters = "అఆఇఈఉఊఎఏకగచజటడతదనపబమయరలవసహ"
+    return GenerationConfig(
+        decoder_start_token_id=3, bos_token_id=2, eos_token_id=3, pad_token_id=0,
+        text_decoder_lang_to_code_id={"tel": tel_id}, t2u_lang_code_to_id={"tel": 0},
+        vocoder_lang_code_to_id={"tel": 1},
+        id_to_text={str(i): ("\u2581" if i % 3 == 0 else "") + letters[i % len(letters)] for i in range(vocab_size)},
+        char_to_id={ch: 4 + i for i, ch in enumerate(letters[:15])}, max_length=64,
+    )  # fmt: skip
+
+
+def build_seamless(path: Path) -> Path:
+    """Tiny Seamless M4T v2 (speech-to-speech), its generation tables and the real feature extractor settings."""
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Config, SeamlessM4Tv2ForSpeechToSpeech
+
+    config = SeamlessM4Tv2Config(**SEAMLESS_TINY)
+    model = SeamlessM4Tv2ForSpeechToSpeech(config)
+    model.generation_config = seamless_generation_config(config.vocab_size, tel_id=config.vocab_size - 1)
+    from backends.seamless import never_predict_control_units
+
+    never_predict_control_units(model)  # random weights would pick control symbols a trained model never does
+    model.save_pretrained(path)
+    SeamlessM4TFeatureExtractor().save_pretrained(path)
+    return path
