@@ -1,7 +1,13 @@
-import sys
-from pathlib import Path
+import pytest
 
 import harness.plugins
 
-harness.plugins._testing = True
-sys.path.insert(0, str(Path(__file__).parent))
+
+def pytest_configure(config):
+    # Installed third-party plugins must never leak into the project's own tests.
+    harness.plugins._testing = True
+
+
+@pytest.fixture
+def tmp_run_dir(tmp_path):
+    return tmp_path / "run"
