@@ -128,7 +128,9 @@ def seamless(name: str) -> tuple[Any, Any]:
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
-        text_decoder_lang_to_code_id={"tel": config.vocab_size - 2},  # random weights: any id, only shapes matter
+        text_decoder_lang_to_code_id={
+            "tel": config.vocab_size - 2
+        },  # random weights: any id, only shapes matter
         t2u_lang_code_to_id={"tel": 0},
         vocoder_lang_code_to_id={"tel": config.vocoder_num_langs - 1},
         # Every token spells two Telugu letters: what a real Telugu subword costs the char-level t2u model.
@@ -144,5 +146,3 @@ def hubert(name: str) -> Any:
     from transformers import HubertConfig
 
     return HubertConfig(**HUBERT_SIZES[name])
-
-

@@ -19,7 +19,9 @@ class TokenQueue:
     re-raised in the consumer. ``on_first``/``on_end`` run in the generating thread, at the moment it happens.
     """
 
-    def __init__(self, on_first: Callable[[], None] | None = None, on_end: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, on_first: Callable[[], None] | None = None, on_end: Callable[[], None] | None = None
+    ) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._prompt_seen = False
         self._first_seen = False
@@ -94,8 +96,10 @@ def split_sentences(text: str, min_clause_chars: int = 24) -> tuple[list[str], s
         if match is clause and len(text[start : match.start()].strip()) < min_clause_chars:
             pos = match.end()
             continue
-        if match.end() == len(text) and match is sentence and not text[match.start() : match.end()].endswith(
-            (" ", "\n")
+        if (
+            match.end() == len(text)
+            and match is sentence
+            and not text[match.start() : match.end()].endswith((" ", "\n"))
         ):
             # "3." at the very end may still become "3.5": wait for the next token unless a space closed it.
             if not re.search(r"[!?।॥\n]", match.group()):

@@ -33,15 +33,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, OptionError, Option, OutputChunk, Session, ThreadedSession
+from harness.backend import Backend, BackendError, Option, OptionError, OutputChunk, Session, ThreadedSession
 from harness.hookspecs import hookimpl
 
 from . import _hf, _presets
 from ._streaming import TokenQueue, generate_in_thread, split_sentences
 
-SYSTEM_PROMPT_TE = (
-    "మీరు సహాయకరమైన తెలుగు వాయిస్ అసిస్టెంట్. ఎప్పుడూ తెలుగులోనే, చిన్న వాక్యాలలో, మాట్లాడే భాషలో జవాబు ఇవ్వండి."
-)
+SYSTEM_PROMPT_TE = "మీరు సహాయకరమైన తెలుగు వాయిస్ అసిస్టెంట్. ఎప్పుడూ తెలుగులోనే, చిన్న వాక్యాలలో, మాట్లాడే భాషలో జవాబు ఇవ్వండి."
 RANDOM_PROMPT_TOKENS = 64
 """weights=random: chat-template + system-prompt tokens before the transcript (the Llama 3 template with the Telugu
 system prompt above is about this long)."""
@@ -55,22 +53,38 @@ SPEAKER_DIM = 512
 
 FILES = {
     "asr": _hf.ModelFiles(
-        "cascade", "Whisper", "asr", "whisper-small", "openai/whisper-small",
+        "cascade",
+        "Whisper",
+        "asr",
+        "whisper-small",
+        "openai/whisper-small",
         needs=("preprocessor_config.json", "generation_config.json", "tokenizer_config.json"),
         describe="config.json, model.safetensors, generation_config.json, preprocessor_config.json, tokenizer files",
     ),
     "llm": _hf.ModelFiles(
-        "cascade", "chat LLM", "llm", "llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct",
+        "cascade",
+        "chat LLM",
+        "llm",
+        "llama-3.2-1b-instruct",
+        "meta-llama/Llama-3.2-1B-Instruct",
         needs=("tokenizer_config.json",),
         describe="config.json, model.safetensors, tokenizer.json, tokenizer_config.json (with a chat template)",
     ),
     "tts": _hf.ModelFiles(
-        "cascade", "SpeechT5 TTS", "tts", "speecht5_tts", "microsoft/speecht5_tts",
+        "cascade",
+        "SpeechT5 TTS",
+        "tts",
+        "speecht5_tts",
+        "microsoft/speecht5_tts",
         needs=("tokenizer_config.json",),
         describe="config.json, model.safetensors, spm_char.model, tokenizer_config.json",
     ),
     "vocoder": _hf.ModelFiles(
-        "cascade", "HiFi-GAN vocoder", "vocoder", "speecht5_hifigan", "microsoft/speecht5_hifigan",
+        "cascade",
+        "HiFi-GAN vocoder",
+        "vocoder",
+        "speecht5_hifigan",
+        "microsoft/speecht5_hifigan",
         describe="config.json, model.safetensors",
     ),
 }
@@ -82,13 +96,27 @@ class CascadeBackend(Backend):
     streaming: ClassVar[bool] = False
     output_sample_rate = 16000
     options = {
-        "mode": Option(str, "sequential", "sequential: stage after stage; sentence: TTS per LLM sentence", ("sequential", "sentence")),
-        "weights": Option(str, "local", "local: load from paths; random: full-size architectures, latency only", ("local", "random")),
+        "mode": Option(
+            str,
+            "sequential",
+            "sequential: stage after stage; sentence: TTS per LLM sentence",
+            ("sequential", "sentence"),
+        ),
+        "weights": Option(
+            str,
+            "local",
+            "local: load from paths; random: full-size architectures, latency only",
+            ("local", "random"),
+        ),
         "asr": Option(str, None, "Whisper folder (weights=random: an architecture, default whisper-small)"),
         "llm": Option(str, None, "Llama-family chat model folder (weights=random: default llama-3.2-1b)"),
-        "tts": Option(str, None, "SpeechT5 TTS folder, or a VITS folder such as mms-tts-tel (random: speecht5)"),
+        "tts": Option(
+            str, None, "SpeechT5 TTS folder, or a VITS folder such as mms-tts-tel (random: speecht5)"
+        ),
         "vocoder": Option(str, None, "SpeechT5 HiFi-GAN folder (not used with a VITS tts)"),
-        "speaker": Option(str, None, "x-vector .npy (512 floats) for SpeechT5; default a fixed pseudo x-vector"),
+        "speaker": Option(
+            str, None, "x-vector .npy (512 floats) for SpeechT5; default a fixed pseudo x-vector"
+        ),
         "system_prompt": Option(str, SYSTEM_PROMPT_TE, "the chat model's system prompt"),
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
         "dtype": Option(str, "float32", "torch dtype of every model", _hf.DTYPES),
@@ -134,24 +162,22 @@ class CascadeBackend(Backend):
             llm_dir = _hf.resolve_model_dir(FILES["llm"], o["llm"])
             tts_dir = _hf.resolve_model_dir(_tts_files(o["tts"]), o["tts"])
             key = ("local", str(device), o["dtype"])
-            self.models["asr"] = _hf.shared((*key, str(asr_dir)), lambda: _load_whisper(asr_dir, device, dtype))
+            self.models["asr"] = _hf.shared(
+                (*key, str(asr_dir)), lambda: _load_whisper(asr_dir, device, dtype)
+            )
             self.models["llm"] = _hf.shared((*key, str(llm_dir)), lambda: _load_llm(llm_dir, device, dtype))
             if _model_type(tts_dir) == "vits":
-                self.models["tts"] = _hf.shared((*key, str(tts_dir)), lambda: _load_vits(tts_dir, device, dtype))
+                self.models["tts"] = _hf.shared(
+                    (*key, str(tts_dir)), lambda: _load_vits(tts_dir, device, dtype)
+                )
             else:
                 voc_dir = _hf.resolve_model_dir(FILES["vocoder"], o["vocoder"])
                 self.models["tts"] = _hf.shared(
-                    (*key, str(tts_dir), str(voc_dir)), lambda: _load_speecht5(tts_dir, voc_dir, device, dtype)
+                    (*key, str(tts_dir), str(voc_dir)),
+                    lambda: _load_speecht5(tts_dir, voc_dir, device, dtype),
                 )
         self.speaker = _speaker_vector(o["speaker"])
         self.output_sample_rate = self.models["tts"]["sample_rate"]
-
-    def warmup(self) -> None:
-        session = self.open_session()
-        session.push(np.zeros(16000, np.float32))
-        session.end_input()
-        while not session.done:
-            session.poll(timeout=1.0)
 
     def open_session(self) -> Session:
         if not self.models:
@@ -188,7 +214,9 @@ class CascadeBackend(Backend):
         tokenizer = llm["tokenizer"]
         if tokenizer is None:  # weights=random: the same length a real prompt would have
             n = RANDOM_PROMPT_TOKENS + len(transcript_ids)
-            ids = torch.randint(0, llm["model"].config.vocab_size, (1, n), generator=torch.Generator().manual_seed(n))
+            ids = torch.randint(
+                0, llm["model"].config.vocab_size, (1, n), generator=torch.Generator().manual_seed(n)
+            )
         else:
             messages = [
                 {"role": "system", "content": self.opts["system_prompt"]},
@@ -199,7 +227,9 @@ class CascadeBackend(Backend):
                 if not isinstance(ids, torch.Tensor):  # transformers >= 5 returns a BatchEncoding
                     ids = ids["input_ids"]
             else:
-                ids = tokenizer(f"{self.opts['system_prompt']}\n\n{transcript}\n", return_tensors="pt").input_ids
+                ids = tokenizer(
+                    f"{self.opts['system_prompt']}\n\n{transcript}\n", return_tensors="pt"
+                ).input_ids
         return ids.to(llm["model"].device)
 
     def speak(self, text: str, n_tokens: int) -> np.ndarray:
@@ -217,10 +247,14 @@ class CascadeBackend(Backend):
             else:
                 if tts["tokenizer"] is None:  # weights=random: characters from the token count
                     n = max(1, n_tokens * RANDOM_CHARS_PER_TOKEN)
-                    ids = torch.randint(4, model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(n))
+                    ids = torch.randint(
+                        4, model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(n)
+                    )
                     ratios = {"minlenratio": RANDOM_FRAMES_PER_CHAR, "maxlenratio": RANDOM_FRAMES_PER_CHAR}
                 else:
-                    ids = tts["tokenizer"](text, return_tensors="pt").input_ids[:, : model.config.max_text_positions]
+                    ids = tts["tokenizer"](text, return_tensors="pt").input_ids[
+                        :, : model.config.max_text_positions
+                    ]
                     ratios = {}
                 speaker = torch.from_numpy(self.speaker)[None].to(model.device, model.dtype)
                 wave = model.generate_speech(ids.to(model.device), speaker, vocoder=tts["vocoder"], **ratios)
@@ -326,7 +360,9 @@ def _stop_on(event: threading.Event) -> Any:
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             import torch
 
-            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+            return torch.full(
+                (input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device
+            )
 
     return StoppingCriteriaList([_Stop()])
 
@@ -341,7 +377,11 @@ def _model_type(path: Path) -> str | None:
 def _tts_files(path: str | None) -> _hf.ModelFiles:
     if path and _model_type(Path(path).expanduser()) == "vits":
         return _hf.ModelFiles(
-            "cascade", "VITS TTS", "tts", "mms-tts-tel", "facebook/mms-tts-tel",
+            "cascade",
+            "VITS TTS",
+            "tts",
+            "mms-tts-tel",
+            "facebook/mms-tts-tel",
             needs=("vocab.json", "tokenizer_config.json"),
             describe="config.json, model.safetensors, vocab.json, tokenizer_config.json",
         )
@@ -358,7 +398,9 @@ def _speaker_vector(path: str | None) -> np.ndarray:
     except (OSError, ValueError) as exc:
         raise OptionError(f"cascade: cannot read speaker x-vector {path!r}: {exc}") from None
     if vec.size != SPEAKER_DIM or not np.isfinite(vec).all():
-        raise OptionError(f"cascade: speaker x-vector {path!r} must hold {SPEAKER_DIM} finite floats, got {vec.size}")
+        raise OptionError(
+            f"cascade: speaker x-vector {path!r} must hold {SPEAKER_DIM} finite floats, got {vec.size}"
+        )
     return vec
 
 
@@ -412,13 +454,20 @@ def _random_whisper(arch: str, device: Any, dtype: Any) -> dict:
     config, generation = _presets.whisper(arch)
     model = _hf.random_model(WhisperForConditionalGeneration, config, device, dtype)
     model.generation_config = generation
-    return {"model": model, "features": WhisperFeatureExtractor(feature_size=config.num_mel_bins), "tokenizer": None}
+    return {
+        "model": model,
+        "features": WhisperFeatureExtractor(feature_size=config.num_mel_bins),
+        "tokenizer": None,
+    }
 
 
 def _random_llm(arch: str, device: Any, dtype: Any) -> dict:
     from transformers import LlamaForCausalLM
 
-    return {"model": _hf.random_model(LlamaForCausalLM, _presets.llama(arch), device, dtype), "tokenizer": None}
+    return {
+        "model": _hf.random_model(LlamaForCausalLM, _presets.llama(arch), device, dtype),
+        "tokenizer": None,
+    }
 
 
 def _random_speecht5(arch: str, device: Any, dtype: Any) -> dict:

@@ -36,14 +36,30 @@ FILES = _hf.ModelFiles(
 
 class SeamlessBackend(Backend):
     name = "seamless"
-    description = "Seamless M4T v2 speech-to-speech translation into Telugu (text pass, then units -> vocoder)"
+    description = (
+        "Seamless M4T v2 speech-to-speech translation into Telugu (text pass, then units -> vocoder)"
+    )
     streaming: ClassVar[bool] = False
     output_sample_rate = 16000
     options = {
-        "weights": Option(str, "local", "local: load from path; random: full-size architecture, latency only", ("local", "random")),
-        "path": Option(str, None, "model folder (weights=random: an architecture, default seamless-m4t-v2-large)"),
-        "impl": Option(str, "transformers", "transformers, or Meta's seamless_communication if installed", ("transformers", "seamless_communication")),
-        "tgt_lang": Option(str, "tel", "target language code (speech output needs one of the 36 speech languages)"),
+        "weights": Option(
+            str,
+            "local",
+            "local: load from path; random: full-size architecture, latency only",
+            ("local", "random"),
+        ),
+        "path": Option(
+            str, None, "model folder (weights=random: an architecture, default seamless-m4t-v2-large)"
+        ),
+        "impl": Option(
+            str,
+            "transformers",
+            "transformers, or Meta's seamless_communication if installed",
+            ("transformers", "seamless_communication"),
+        ),
+        "tgt_lang": Option(
+            str, "tel", "target language code (speech output needs one of the 36 speech languages)"
+        ),
         "speaker_id": Option(int, 0, "vocoder speaker id (0..199)", min=0),
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
         "dtype": Option(str, "float32", "torch dtype", _hf.DTYPES),
@@ -71,7 +87,9 @@ class SeamlessBackend(Backend):
         device = _hf.torch_device(self.name, o["device"])
         dtype = _hf.torch_dtype(o["dtype"])
         if o["impl"] == "seamless_communication":
-            self.model = _hf.shared(("seamless_communication", o["path"], str(device)), lambda: _load_meta(o, device, dtype))
+            self.model = _hf.shared(
+                ("seamless_communication", o["path"], str(device)), lambda: _load_meta(o, device, dtype)
+            )
             return
         _hf.require("transformers", "seamless")
         if o["weights"] == "random":
@@ -81,10 +99,14 @@ class SeamlessBackend(Backend):
                     f"Expected option `path` of backend `seamless` with weights=random to be one of "
                     f"{', '.join(_presets.architectures('seamless'))} but got {arch!r}"
                 )
-            self.model = _hf.shared(("random", arch, str(device), o["dtype"]), lambda: _random(arch, device, dtype))
+            self.model = _hf.shared(
+                ("random", arch, str(device), o["dtype"]), lambda: _random(arch, device, dtype)
+            )
         else:
             path = _hf.resolve_model_dir(FILES, o["path"])
-            self.model = _hf.shared(("local", str(path), str(device), o["dtype"]), lambda: _load(path, device, dtype))
+            self.model = _hf.shared(
+                ("local", str(path), str(device), o["dtype"]), lambda: _load(path, device, dtype)
+            )
         model = self.model["model"]
         langs = getattr(model.generation_config, "vocoder_lang_code_to_id", None) or {}
         if o["tgt_lang"] not in langs:
@@ -98,13 +120,6 @@ class SeamlessBackend(Backend):
                 f"but got {o['speaker_id']}"
             )
         self.output_sample_rate = int(model.config.sampling_rate)
-
-    def warmup(self) -> None:
-        session = self.open_session()
-        session.push(np.zeros(16000, np.float32))
-        session.end_input()
-        while not session.done:
-            session.poll(timeout=1.0)
 
     def open_session(self) -> Session:
         if not self.model:
@@ -154,7 +169,9 @@ class SeamlessBackend(Backend):
             return None
         table = getattr(model.generation_config, "id_to_text", None) or {}
         special = {model.generation_config.eos_token_id, model.generation_config.pad_token_id}
-        pieces = [table.get(str(i), "") for i in ids[2:] if i not in special]  # drop EOS start + language token
+        pieces = [
+            table.get(str(i), "") for i in ids[2:] if i not in special
+        ]  # drop EOS start + language token
         return "".join(pieces).replace("\u2581", " ").strip()
 
 

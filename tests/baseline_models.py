@@ -36,7 +36,10 @@ def _byte_bpe(vocab_size: int = 2000):
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(" ", "merged_with_next"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        [
+            pre_tokenizers.Split(" ", "merged_with_next"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -46,8 +49,13 @@ def _byte_bpe(vocab_size: int = 2000):
 
 def build_whisper(path: Path) -> Path:
     """Tiny Whisper (2 s input window), WhisperTokenizer with <|te|>, and a multilingual generation config."""
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
-    from transformers import WhisperTokenizer
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizer,
+    )
 
     bpe = _byte_bpe()
     state = json.loads(bpe.to_str())["model"]
@@ -99,8 +107,13 @@ def build_llm(path: Path, extra_tokens: list[str] | None = None) -> Path:
 def build_speecht5(tts: Path, vocoder: Path) -> tuple[Path, Path]:
     """Tiny SpeechT5 TTS with a character sentencepiece tokenizer (as spm_char.model) and a tiny HiFi-GAN."""
     import sentencepiece as spm
-    from transformers import SpeechT5Config, SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5HifiGanConfig
-    from transformers import SpeechT5Tokenizer
+    from transformers import (
+        SpeechT5Config,
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        SpeechT5Tokenizer,
+    )
 
     tts.mkdir(parents=True, exist_ok=True)
     corpus = tts / "corpus.txt"
@@ -133,7 +146,7 @@ def silence_and_tone(seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
     return (0.25 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
 
 
-def script_llm(path: Path, answer: str) -> list[int]:
+def script_llm(path: Path, answer: str, after: str = "<|assistant|>") -> list[int]:
     """Rewire the tiny Llama at ``path`` so that greedy decoding after any prompt says ``answer`` and then EOS.
 
     A SCRIPTED FAKE: attention and MLP outputs are zeroed, so the hidden state is the current token's embedding; each
@@ -146,9 +159,11 @@ def script_llm(path: Path, answer: str) -> list[int]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = LlamaForCausalLM.from_pretrained(path)
     ids = tokenizer(answer, add_special_tokens=False).input_ids
-    chain = [tokenizer.convert_tokens_to_ids("<|assistant|>"), *ids, tokenizer.eos_token_id]
+    chain = [tokenizer.convert_tokens_to_ids(after), *ids, tokenizer.eos_token_id]
     if len(set(chain)) != len(chain) or len(chain) > model.config.hidden_size:
-        raise ValueError(f"script_llm: {answer!r} needs distinct tokens, at most {model.config.hidden_size - 2}")
+        raise ValueError(
+            f"script_llm: {answer!r} needs distinct tokens, at most {model.config.hidden_size - 2}"
+        )
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
@@ -207,3 +222,33 @@ def build_seamless(path: Path) -> Path:
     model.save_pretrained(path)
     SeamlessM4TFeatureExtractor().save_pretrained(path)
     return path
+
+
+UNIT_TOKENS = [f"<{k}>" for k in range(20)] + ["<sosp>", "<eosp>", "<eoh>"]
+
+
+def build_speechgpt(root: Path) -> dict[str, Path]:
+    """Tiny HuBERT (+ km.npy with 20 centroids), a tiny unit LM (units <0>..<19>) and a tiny unit vocoder."""
+    from transformers import HubertConfig, HubertModel
+
+    from backends.speechgpt.vocoder import UnitHiFiGAN, save_unit_vocoder
+
+    hubert = root / "hubert"
+    config = HubertConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    )  # fmt: skip
+    HubertModel(config).save_pretrained(hubert)
+    np.save(hubert / "km.npy", np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32))
+    llm = build_llm(root / "llm", extra_tokens=UNIT_TOKENS)
+    vocoder = save_unit_vocoder(UnitHiFiGAN(TINY_VOCODER()), root / "vocoder")
+    return {"hubert": hubert, "llm": llm, "vocoder": vocoder}
+
+
+def TINY_VOCODER(**overrides):  # noqa: N802 - reads as a preset
+    from backends.speechgpt.vocoder import UnitVocoderConfig
+
+    return UnitVocoderConfig(
+        num_embeddings=20, embedding_dim=8, upsample_initial_channel=64, resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1]], **overrides,
+    )  # fmt: skip
