@@ -106,8 +106,19 @@ def test_lora_recipe_lowers_the_loss_and_the_backend_loads_the_adapter(models, t
     backend = backend_for(models, lora=str(adapter))
     backend.load()
     assert type(backend.parts["llm"][0]).__name__ == "PeftModelForCausalLM"
-    chunks = run_turn(backend, bm.silence_and_tone(0.5))
-    assert "llm_final" in [m for c in chunks for m in c.marks]
+    session = backend.open_session()
+    session.push(bm.silence_and_tone(0.5))
+    session.end_input()
+    answer = None
+    while not session.done:
+        try:
+            chunk = session.poll(timeout=5.0)
+        except BackendError as exc:  # the adapted toy model may stop saying units: reported, not hidden
+            assert "no unit tokens" in str(exc)
+            break
+        if chunk is not None and "llm_final" in chunk.marks:
+            answer = chunk.text
+    assert answer is not None and answer != units_to_text(ANSWER_UNITS) + "<|end|>"  # the adapter changed it
 
 
 def test_lora_cli_refuses_a_bad_units_file(models, tmp_path):
