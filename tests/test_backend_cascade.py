@@ -165,3 +165,27 @@ def test_random_weights_run_fixed_lengths_and_say_latency_only(tiny_presets, mod
 def test_random_weights_refuse_an_unknown_architecture():
     with pytest.raises(OptionError, match="whisper-small"):
         CascadeBackend(weights="random", asr="whisper-huge", device="cpu").load()
+
+
+def test_runner_records_the_stage_marks_and_the_stage_table_reads_them(models, tmp_path, monkeypatch):
+    from backends.stage_table import stage_table
+    from harness.runner import run_benchmark
+
+    # The models found through $S2S_BENCH_MODELS under their default folder names (short specs, too).
+    root = tmp_path / "models"
+    root.mkdir()
+    for role, folder in (("asr", "whisper-small"), ("llm", "llama-3.2-1b-instruct"), ("tts", "speecht5_tts"),
+                         ("vocoder", "speecht5_hifigan")):  # fmt: skip
+        (root / folder).symlink_to(models["root"] / role)
+    monkeypatch.setenv(_hf.MODELS_ENV, str(root))
+    specs = [f"cascade:device=cpu,mode={mode}" for mode in ("sequential", "sentence")]
+    run = run_benchmark(
+        specs, "synthetic-clips", limit=2, pacing="fast", warmup=0, out=tmp_path / "run", progress=False
+    )
+    table = stage_table(run)
+    header, _, sequential, sentence, seed = table.splitlines()
+    assert "ASR (ms)" in header and "LLM (ms)" in header and "TTS first sentence (ms)" in header
+    assert "TTFA (ms)" in header
+    assert "mode=sequential" in sequential and "| 2 |" in sequential
+    assert "mode=sentence" in sentence and "| 2 |" in sentence
+    assert seed.startswith("| seed project, GPU") and "2,000" in seed
