@@ -59,6 +59,7 @@ class ModelFiles:
     needs: tuple[str, ...] = ()
     describe: str = "config.json, model.safetensors"
     weights: tuple[str, ...] = WEIGHT_FILES
+    random_ok: bool = True  # the backend offers weights=random
 
     def missing_in(self, path: Path) -> list[str]:
         """Files this model needs that ``path`` lacks (empty when complete)."""
@@ -114,7 +115,8 @@ def resolve_model_dir(files: ModelFiles, explicit: str | None) -> Path:
     raise BackendError(
         f"{files.backend}: no {files.role} weights found: {where}. Expected {files.describe}. "
         f"Download {files.repo} on another machine and pass {files.option}=/path "
-        f"(or put it in ${MODELS_ENV}/{files.folder}); or run with weights=random to measure latency only."
+        f"(or put it in ${MODELS_ENV}/{files.folder})"
+        + ("; or run with weights=random to measure latency only." if files.random_ok else ".")
     )
 
 
@@ -125,7 +127,8 @@ def weights_status(all_files: list[ModelFiles]) -> tuple[bool, str]:
         if not any(not files.missing_in(path) for _, path in candidate_dirs(files, None)):
             lacking.append(f"{files.role} ({files.repo} -> ${MODELS_ENV}/{files.folder} or {files.option}=)")
     if lacking:
-        return False, "missing: " + "; ".join(lacking) + "; weights=random measures latency only"
+        hint = "; weights=random measures latency only" if all(f.random_ok for f in all_files) else ""
+        return False, "missing: " + "; ".join(lacking) + hint
     return True, "all weights found"
 
 

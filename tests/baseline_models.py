@@ -252,3 +252,25 @@ def TINY_VOCODER(**overrides):  # noqa: N802 - reads as a preset
         num_embeddings=20, embedding_dim=8, upsample_initial_channel=64, resblock_kernel_sizes=[3],
         resblock_dilation_sizes=[[1]], **overrides,
     )  # fmt: skip
+
+
+def build_vits(path: Path) -> Path:
+    """Tiny VITS (the MMS-TTS architecture) with a character vocab.json over the test sentences' letters."""
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    chars = ["<pad>", *sorted(set("".join(TELUGU)))]
+    (path / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}, ensure_ascii=False))
+    tokenizer = VitsTokenizer(
+        vocab_file=str(path / "vocab.json"), add_blank=True, normalize=False, phonemize=False, language="tel"
+    )
+    config = VitsConfig(
+        vocab_size=len(chars), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, flow_size=8,
+        spectrogram_bins=33, upsample_initial_channel=16, upsample_rates=[8, 8, 4], upsample_kernel_sizes=[16, 16, 8],
+        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1]], prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1, posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16, sampling_rate=16000,
+    )  # fmt: skip
+    VitsModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -91,6 +91,16 @@ def test_sentence_mode_speaks_each_sentence_as_soon_as_it_is_complete(models):
     assert spoken == ["నమస్కారం, మీరు ఎలా ఉన్నారు?", "హైదరాబాద్ తెలంగాణ రాజధాని.", "బాగుంది"]
 
 
+def test_a_vits_tts_folder_replaces_speecht5_and_speaks_telugu_letters(models, tmp_path):
+    vits = bm.build_vits(tmp_path / "mms-tts-tel")
+    backend = CascadeBackend(**spec(models, tts=vits, vocoder=tmp_path / "unused", mode="sentence"))
+    backend.load()
+    assert backend.models["tts"]["kind"] == "vits"
+    chunks = run_turn(backend, bm.silence_and_tone())
+    audio = [c.audio for c in chunks if c.audio is not None]
+    assert len(audio) == 3 and all(a.size > 0 and np.isfinite(a).all() for a in audio)
+
+
 def test_speaker_vector_from_npy_is_used_and_bad_ones_are_refused(models, tmp_path):
     good = tmp_path / "spk.npy"
     np.save(good, np.full(512, 0.04, np.float32))

@@ -39,6 +39,7 @@ FILES = {
         "mhubert-base",
         "facebook/hubert-base-ls960 (or mHuBERT converted)",
         needs=("km.npy",),
+        random_ok=False,
         describe="config.json, model.safetensors and km.npy (the k-means centroids, K x 768; or pass centroids=)",
     ),
     "llm": _hf.ModelFiles(
@@ -48,6 +49,7 @@ FILES = {
         "speechgpt-7b-cm",
         "fnlp/SpeechGPT-7B-cm",
         needs=("tokenizer_config.json",),
+        random_ok=False,
         describe="config.json, model.safetensors, tokenizer files with unit tokens <0>..<K-1>, <sosp>, <eosp>",
     ),
     "vocoder": _hf.ModelFiles(
@@ -57,6 +59,7 @@ FILES = {
         "speechgpt-unit-vocoder",
         "SpeechGPT's unit vocoder (fairseq mhubert_base_vp_en_es_fr_it3_L11_km1000_lj)",
         weights=("model.safetensors", "g_00500000"),
+        random_ok=False,
         describe="config.json and model.safetensors (or fairseq's g_* generator checkpoint)",
     ),
 }
