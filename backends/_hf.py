@@ -103,6 +103,9 @@ def resolve_model_dir(files: ModelFiles, explicit: str | None) -> Path:
     places = candidate_dirs(files, explicit)
     problems = []
     for how, path in places:
+        if not path.is_dir():
+            problems.append(f"{path} (from {how}) is not a folder")
+            continue
         missing = files.missing_in(path)
         if not missing:
             return path
