@@ -75,6 +75,9 @@ def whisper(name: str) -> tuple[Any, Any]:
         lang_to_id=lang_to_id,
         task_to_id={"transcribe": WHISPER_TRANSCRIBE, "translate": WHISPER_TRANSLATE},
         no_timestamps_token_id=WHISPER_NO_TIMESTAMPS,
+        # Random weights must write text tokens only: a timestamp token sends generate() into its segment loop
+        # (seen: 5x the decoder steps). The released config suppresses a list of its own, too.
+        suppress_tokens=list(range(WHISPER_EOT + 1, 51865)),
         max_length=448,
     )
     return config, generation
