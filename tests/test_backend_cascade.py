@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
@@ -170,6 +171,32 @@ def test_random_weights_run_fixed_lengths_and_say_latency_only(tiny_presets, mod
     assert len(audio) == (3 if mode == "sentence" else 1)
     assert all(abs(np.abs(a).max() - 0.5) < 1e-3 for a in audio)  # audible, so the harness can time TTFA
     assert "tts_first_audio" in marks_in_order(chunks)
+
+
+def test_random_weights_take_exactly_the_fixed_number_of_decoder_steps(tiny_presets, monkeypatch):
+    backend = CascadeBackend(
+        weights="random", asr="whisper-test", llm="llama-test", tts="speecht5-test", device="cpu",
+        max_new_tokens=10, asr_max_new_tokens=6,
+    )  # fmt: skip
+    backend.load()
+    whisper = backend.models["asr"]["model"]
+    with (
+        torch.no_grad()
+    ):  # make timestamp tokens the random model's favourites: they must still never be chosen
+        whisper.proj_out.weight[_presets.WHISPER_NO_TIMESTAMPS + 1 :] *= 50
+    steps = {"asr": 0, "llm": 0}
+    for role, module in (("asr", backend.models["asr"]["model"].model.decoder),
+                         ("llm", backend.models["llm"]["model"].model)):  # fmt: skip
+        original = module.forward
+
+        def counted(*args, _original=original, _role=role, **kwargs):
+            steps[_role] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "forward", counted)
+    run_turn(backend, bm.silence_and_tone(0.5))
+    # Whisper: 6 steps (a timestamp token would send generate() into its segment loop); Llama: prefill + 9 more.
+    assert steps == {"asr": 6, "llm": 10}
 
 
 def test_random_weights_refuse_an_unknown_architecture():
