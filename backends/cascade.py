@@ -21,6 +21,7 @@ cascade is here for its latency profile; for Telugu speech pass ``tts=`` a VITS 
 ``weights=random`` builds full-size architectures (``asr=whisper-small``, ``llm=llama-3.2-1b``, ``tts=speecht5``)
 with random weights and fixed lengths (``asr_max_new_tokens`` transcript tokens, ``max_new_tokens`` answer tokens,
 sentences of ``RANDOM_SENTENCE_TOKENS`` tokens, ``RANDOM_FRAMES_PER_CHAR`` mel frames per character): latency only.
+Random SpeechT5 speaks near-silence, so each piece is scaled to a ``RANDOM_PEAK`` peak to keep TTFA defined.
 """
 
 from __future__ import annotations
