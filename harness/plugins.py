@@ -19,7 +19,9 @@ DEFAULT_PLUGINS = (
     "backends.cascade",
     "backends.seamless",
     "backends.speechgpt",
+    "backends.remote",
     "harness.datasets",
+    "harness.metrics.builtin",
 )
 
 ENV_VAR = "S2S_BENCH_LOAD_PLUGINS"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["harness.pytest_gate"]
+
 
 def _positive_int(text: str) -> int:
     try:

@@ -3,4 +3,9 @@
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
     "harness.commands.run_cmd",
+    "harness.commands.data_cmd",
+    "harness.commands.score_cmd",
+    "harness.commands.report_cmd",
+    "harness.commands.gate_cmd",
+    "harness.commands.serve_cmd",
 )

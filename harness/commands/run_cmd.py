@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
         help="NAME[:key=value,...], e.g. loopback:delay_ms=150 (repeatable: measured side by side)",
     )
     p.add_argument("--suite", default="latency", choices=SUITES, help="what to measure (default: latency)")
-    p.add_argument("--data", default="synthetic-clips", help="dataset name or manifest .jsonl path")
+    p.add_argument("--data", default="synthetic-clips",
+                   help="dataset name (s2s-bench data list), CORPUS:PATH for a local corpus, or a manifest .jsonl")
     p.add_argument("--split", default=None, help="only this split (train/dev/test)")
     p.add_argument("--limit", type=positive_int, default=None, help="first N utterances")
     p.add_argument(

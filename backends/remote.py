@@ -1,0 +1,233 @@
+"""``remote``: any server speaking the ``s2s-ws/1`` WebSocket protocol (``docs/protocol.md``), e.g. ``s2s-bench serve``.
+
+Every suite can run against a server this way, and the harness then measures TTFA *including* the network hop:
+the runner's clock stamps audio as this backend hands it out, after it crossed the socket. One WebSocket
+connection per session; a background thread receives the server's frames into a queue that ``poll`` reads.
+``load()`` asks the server's ``/health`` for the sample rates, so nothing needs to be declared twice.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from harness.backend import Backend, BackendError, Option, OutputChunk, Session
+from harness.hookspecs import hookimpl
+from harness.server import protocol as P
+
+_DONE = object()
+
+
+def _health_url(ws_url: str) -> str:
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss"):
+        raise BackendError(
+            f"Expected option `url` of backend `remote` to start with ws:// or wss:// but got {ws_url!r}"
+        )
+    return urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "/health", "", ""))
+
+
+class RemoteBackend(Backend):
+    name = "remote"
+    description = "a server speaking the s2s-ws/1 WebSocket protocol (s2s-bench serve); TTFA includes the hop"
+    options = {
+        "url": Option(str, "ws://127.0.0.1:8765/ws", "WebSocket address of the server"),
+        "token": Option(
+            str,
+            "",
+            "bearer token, or env:NAME to read it from an environment variable (kept out of run files)",
+        ),
+        "format": Option(str, "pcm16", "audio encoding on the wire", choices=P.FORMATS),
+        "connect_timeout_s": Option(float, 10.0, "time allowed to connect and get 'ready' (s)", min=0.1),
+    }
+
+    def __init__(self, **opts) -> None:
+        super().__init__(**opts)
+        self.server_info: dict = {}
+
+    def _token(self) -> str:
+        token = self.opts["token"]
+        if token.startswith("env:"):
+            import os
+
+            name = token[4:]
+            if name not in os.environ:
+                raise BackendError(f"remote: token=env:{name} but the environment variable {name} is not set")
+            return os.environ[name]
+        return token
+
+    def _headers(self) -> dict[str, str]:
+        token = self._token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def load(self) -> None:
+        url = _health_url(self.opts["url"])
+        request = urllib.request.Request(url, headers=self._headers())
+        try:
+            with urllib.request.urlopen(request, timeout=self.opts["connect_timeout_s"]) as resp:
+                info = json.loads(resp.read().decode())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise BackendError(
+                f"remote: cannot reach the server's health endpoint {url} ({exc}); start it with "
+                "`s2s-bench serve --backend SPEC --port N` and pass url=ws://HOST:N/ws"
+            ) from None
+        if info.get("protocol") != P.PROTOCOL:
+            raise BackendError(
+                f"remote: the server at {url} speaks {info.get('protocol')!r}, not {P.PROTOCOL!r}"
+            )
+        served = info.get("backend", {})
+        self.input_sample_rate = int(served.get("input_sample_rate", 16000))
+        self.output_sample_rate = int(served.get("output_sample_rate", 16000))
+        self.server_info = info
+
+    def warmup(self) -> None:
+        """One short turn over the wire, so connection set-up costs are not measured."""
+        session = self.open_session()
+        try:
+            t = np.arange(int(0.2 * self.input_sample_rate)) / self.input_sample_rate
+            session.push((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+            session.end_input()
+            for _ in range(200):
+                session.poll(0.05)
+                if session.done:
+                    break
+        finally:
+            session.close()
+
+    @property
+    def latency_only(self) -> bool:
+        return bool(self.server_info.get("backend", {}).get("latency_only", False))
+
+    def describe(self) -> dict:
+        out = super().describe()
+        out["options"] = {
+            k: ("***" if k == "token" and v and not v.startswith("env:") else v)
+            for k, v in out["options"].items()
+        }
+        out["served_backend"] = self.server_info.get("backend")
+        return out
+
+    def open_session(self) -> Session:
+        return _RemoteSession(self)
+
+
+class _RemoteSession(Session):
+    """One turn over one WebSocket connection; a daemon thread turns the server's frames into queue items."""
+
+    def __init__(self, backend: RemoteBackend) -> None:
+        try:
+            from websockets.sync.client import connect
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                "websockets is needed by the `remote` backend; install the extra: pip install 's2s-bench[serve]'"
+            ) from None
+        o = backend.opts
+        self.fmt = o["format"]
+        self.session_id = uuid.uuid4().hex[:12]
+        self._queue: queue.Queue = queue.Queue()
+        self._finished = False
+        self._closed = False
+        try:
+            self.ws = connect(
+                o["url"],
+                additional_headers=backend._headers(),
+                open_timeout=o["connect_timeout_s"],
+                compression=None,
+                max_size=None,
+            ).__enter__()  # entering marks a directly held connection as intended (websockets >= 17.1)
+        except Exception as exc:
+            raise BackendError(f"remote: cannot connect to {o['url']}: {exc}") from None
+        try:
+            self.ws.send(json.dumps(P.start_message(backend.input_sample_rate, self.fmt, self.session_id)))
+            reply = self.ws.recv(timeout=o["connect_timeout_s"])
+        except Exception as exc:
+            self.ws.close()
+            raise BackendError(f"remote: no 'ready' from {o['url']}: {exc}") from None
+        msg = json.loads(reply) if isinstance(reply, str) else {}
+        if msg.get("type") != P.READY:
+            self.ws.close()
+            raise BackendError(
+                f"remote: the server refused the session: {msg.get('code')}: {msg.get('message')}"
+            )
+        self._thread = threading.Thread(target=self._receive, name="remote-session-recv", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for frame in self.ws:
+                if isinstance(frame, bytes):
+                    self._queue.put(OutputChunk(audio=P.decode_audio(frame, self.fmt)))
+                    continue
+                msg = json.loads(frame)
+                kind = msg.get("type")
+                if kind == P.MARK:
+                    self._queue.put(OutputChunk(marks=(msg["name"],), text=msg.get("text")))
+                elif kind == P.TEXT:
+                    self._queue.put(OutputChunk(text=msg.get("text")))
+                elif kind == P.DONE:
+                    self._queue.put(_DONE)
+                    return
+                elif kind == P.ERROR:
+                    self._queue.put(
+                        BackendError(f"remote server error {msg.get('code')}: {msg.get('message')}")
+                    )
+                    return
+            self._queue.put(BackendError("remote: the server closed the connection before 'done'"))
+        except ConnectionClosed as exc:
+            if not self._closed:
+                self._queue.put(BackendError(f"remote: connection lost before 'done' ({exc})"))
+        except Exception as exc:  # a malformed frame from the server
+            self._queue.put(BackendError(f"remote: bad frame from the server: {type(exc).__name__}: {exc}"))
+
+    def push(self, pcm: np.ndarray) -> None:
+        self.ws.send(P.encode_audio(pcm, self.fmt))
+
+    def end_input(self) -> None:
+        self.ws.send(json.dumps({"type": P.END_OF_TURN}))
+
+    def poll(self, timeout: float = 0.0) -> OutputChunk | None:
+        if self._finished:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _DONE:
+            self._finished = True
+            return None
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        return item
+
+    @property
+    def done(self) -> bool:
+        return self._finished
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._finished:
+                self.ws.send(json.dumps({"type": P.CLOSE}))
+        except Exception:
+            pass
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+@hookimpl
+def register_backends(register):
+    register(RemoteBackend)

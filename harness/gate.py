@@ -1,0 +1,564 @@
+"""Regression gates: compare a candidate run with a baseline, metric by metric, and say what got worse.
+
+A rule is ``METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR]``:
+
+- ``METRIC``: ``ttfa``, ``ttfb``, ``rtf``, ``start_offset``, ``end_offset``, ``stall_count``, ``stall_ms``,
+  ``mark.NAME`` (a stage mark, e.g. ``mark.asr_final``) or a quality metric from ``scores.jsonl`` (``wer``,
+  ``cer``, ``dnsmos_ovrl``, ...) or ``failed`` (1 per failed utterance, 0 otherwise: its mean is the failure
+  rate, e.g. ``failed:+5pt``). ``STAT`` is ``p50``, ``p90``, ``p95``, ``p99``, ``mean``, ``min`` or ``max``
+  (default ``p50`` for latency metrics, ``mean`` for quality metrics).
+- ``@REFERENCE`` makes it a same-run ratio: the candidate backend's statistic divided by the reference backend's,
+  both from the same (interleaved) run, compared with the same ratio in the baseline. ``REFERENCE`` is a backend
+  key (``loopback:delay_ms=80``) or a backend name that is unique in the run (``loopback``).
+- ``THRESHOLD``: how big a change must be to count: ``10%`` (relative), ``20ms`` (absolute, ms metrics),
+  ``0.5pt`` (absolute percentage points: 0.005 for a metric stored as a fraction, 0.5 when its unit is ``%``)
+  or a bare number (absolute, in the metric's unit). The sign says which direction is worse: ``+`` (higher is
+  worse), ``-`` (lower is worse); without a sign the metric's own direction is used.
+- ``FLOOR`` (optional): the absolute change must also exceed this (same units as a threshold, not ``%``).
+
+A metric is *worse* only when the change passes the threshold, a two-sided Mann-Whitney U test on the
+per-utterance samples is significant (p < alpha), and the change passes the floor (asv's rule). Verdicts:
+``worse``, ``better`` (the mirror), ``~`` (past the threshold but not significant or under the floor),
+``same`` (within the threshold), ``x`` (not comparable: different suite, data, settings, machine class or
+backend options, or the metric is missing on one side).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .report.runs import LATENCY_METRICS, RunData, RunFormatError, load_run_folder
+
+BASELINE_SCHEMA = "s2s-bench.baseline/1"
+DEFAULT_RULES = ("ttfa.p50:+10%,10ms", "ttfa.p95:+20%,20ms")
+DEFAULT_ALPHA = 0.05
+
+STATS = ("p50", "p90", "p95", "p99", "mean", "min", "max")
+_ALIASES = {
+    "ttfa": "ttfa_ms",
+    "ttfb": "ttfb_ms",
+    "start_offset": "start_offset_ms",
+    "end_offset": "end_offset_ms",
+    "stalls": "stall_count",
+}
+#: Quality metrics where a higher value is better (unless the run's summary says otherwise).
+_HIGHER_IS_BETTER_PREFIXES = (
+    "dnsmos",
+    "utmos",
+    "mos",
+    "pesq",
+    "stoi",
+    "estoi",
+    "si_sdr",
+    "sisdr",
+    "chrf",
+    "spk",
+    "speaker",
+)
+#: Run settings that change what is measured; a difference makes runs not comparable.
+COMPARED_SETTINGS = ("pacing", "chunk_ms", "concurrency", "prebuffer_ms", "min_stall_ms")
+
+_RULE_RE = re.compile(
+    r"^(?P<metric>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)?)"
+    r"(?:\.(?P<stat>p50|p90|p95|p99|mean|min|max))?"
+    r"(?:@(?P<ref>.+))?"
+    r":(?P<sign>[+-])?(?P<thr>\d+(?:\.\d+)?)(?P<thr_unit>%|pt|ms)?"
+    r"(?:,(?P<floor>\d+(?:\.\d+)?)(?P<floor_unit>pt|ms)?)?$"
+)
+
+
+class GateUsageError(ValueError):
+    """A rule, baseline or option the gate cannot use; the message names it (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed gate rule (see the module docstring for the spelling)."""
+
+    text: str
+    metric: str
+    stat: str
+    reference: str | None
+    direction: int | None  # +1: higher is worse, -1: lower is worse, None: the metric's own direction
+    threshold: float
+    threshold_unit: str  # "%", "pt", "ms" or "" (metric units)
+    floor: float = 0.0
+    floor_unit: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = _RULE_RE.match(text.strip())
+        if not m:
+            raise GateUsageError(
+                f"Cannot read gate rule {text!r}: expected METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR], "
+                "e.g. ttfa.p50:+10%, ttfa.p95:+20%,20ms, wer:+0.5pt or ttfa.p50@loopback:+10%"
+            )
+        metric = m["metric"]
+        stat = m["stat"]
+        if stat is None and "." in metric and metric.rsplit(".", 1)[1] in STATS:
+            metric, stat = metric.rsplit(".", 1)
+        if "." in metric and not metric.startswith("mark."):
+            raise GateUsageError(
+                f"Gate rule {text!r}: unknown statistic {metric.split('.', 1)[1]!r}; use one of {', '.join(STATS)}"
+            )
+        metric = _ALIASES.get(metric, metric)
+        if stat is None:
+            stat = _default_stat(metric)
+        unit = m["thr_unit"] or ""
+        if unit == "ms" and not _is_ms(metric):
+            raise GateUsageError(f"Gate rule {text!r}: threshold in ms but {metric} is not measured in ms")
+        if m["floor_unit"] == "ms" and not _is_ms(metric):
+            raise GateUsageError(f"Gate rule {text!r}: floor in ms but {metric} is not measured in ms")
+        direction = {"+": 1, "-": -1}.get(m["sign"] or "")
+        return cls(
+            text=text.strip(),
+            metric=metric,
+            stat=stat,
+            reference=m["ref"],
+            direction=direction,
+            threshold=float(m["thr"]),
+            threshold_unit=unit,
+            floor=float(m["floor"] or 0.0),
+            floor_unit=m["floor_unit"] or "",
+        )
+
+
+def parse_rules(texts: list[str] | tuple[str, ...]) -> list[Rule]:
+    """Parse every rule (one text may hold several, separated by ``;``); raise naming the bad one."""
+    rules = []
+    for text in texts:
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            rules.append(Rule.parse(part))
+    if not rules:
+        raise GateUsageError("No gate rule given; pass --rule, e.g. --rule ttfa.p50:+10%")
+    return rules
+
+
+def _is_latency(metric: str) -> bool:
+    return metric in LATENCY_METRICS or metric.startswith("mark.")
+
+
+def _default_stat(metric: str) -> str:
+    return "p50" if _is_latency(metric) else "mean"
+
+
+def _is_ms(metric: str) -> bool:
+    return metric.endswith("_ms") or metric.startswith("mark.")
+
+
+def worse_direction(metric: str, run: RunData | None = None) -> int:
+    """+1 when a higher value of ``metric`` is worse (latency, WER), -1 when higher is better (MOS, similarity)."""
+    if _is_latency(metric):
+        return 1
+    if run is not None:
+        for key in run.backend_keys:
+            info = (run.summary(key).get("metrics") or {}).get(metric) or {}
+            if "higher_is_better" in info:
+                return -1 if info["higher_is_better"] else 1
+    return -1 if metric.lower().startswith(_HIGHER_IS_BETTER_PREFIXES) else 1
+
+
+def statistic(values: np.ndarray, stat: str) -> float:
+    """``stat`` (p50/p90/p95/p99 with linear interpolation, mean, min, max) of ``values``."""
+    if stat.startswith("p"):
+        return float(np.percentile(values, float(stat[1:])))
+    return float(getattr(np, stat)(values))
+
+
+def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 when either side has fewer than 2 samples or all values tie."""
+    if len(a) < 2 or len(b) < 2:
+        return 1.0
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0
+    try:
+        from scipy.stats import mannwhitneyu
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"The gate's Mann-Whitney test needs scipy ({exc.name} is missing): pip install 's2s-bench[report]'"
+        ) from None
+
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def load_baseline(path: str | Path) -> RunData:
+    """A run folder (or its ``run.json``) or a compact baseline JSON written by :func:`save_baseline`."""
+    path = Path(path)
+    if not path.exists():
+        raise GateUsageError(f"Baseline {path} does not exist (a run folder or a baseline .json)")
+    if path.is_file() and path.name == "run.json":
+        path = path.parent
+    if path.is_dir():
+        try:
+            return load_run_folder(path)
+        except RunFormatError as exc:
+            raise GateUsageError(str(exc)) from None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GateUsageError(f"Baseline {path} is not valid JSON ({exc})") from None
+    if doc.get("schema") != BASELINE_SCHEMA:
+        raise GateUsageError(
+            f"Baseline {path}: expected schema {BASELINE_SCHEMA} but got {doc.get('schema')!r}"
+        )
+    return RunData(source=str(path), meta=doc["run"], samples=doc["samples"], status=doc.get("status", {}))
+
+
+def load_candidate(path: str | Path) -> RunData:
+    """A candidate must be a run folder."""
+    path = Path(path)
+    if path.is_file() and path.name == "run.json":
+        path = path.parent
+    if not path.is_dir():
+        raise GateUsageError(f"Candidate {path} is not a run folder")
+    try:
+        return load_run_folder(path)
+    except RunFormatError as exc:
+        raise GateUsageError(str(exc)) from None
+
+
+def save_baseline(run: RunData, out: str | Path) -> Path:
+    """Write the compact baseline JSON: run metadata, summaries and every per-utterance sample."""
+    keep = (
+        "run_id",
+        "created",
+        "status",
+        "suite",
+        "data",
+        "settings",
+        "machine",
+        "versions",
+        "git",
+        "backends",
+        "summary",
+    )
+    doc = {
+        "schema": BASELINE_SCHEMA,
+        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source_run": run.source,
+        "run": {k: run.meta[k] for k in keep if k in run.meta},
+        "samples": run.samples,
+        "status": run.status,
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- comparing
+
+
+def machine_class(meta: dict[str, Any]) -> tuple:
+    """What makes two machines' latencies comparable: CPU model, core count and GPU (not the hostname)."""
+    m = meta.get("machine") or {}
+    return (m.get("cpu"), m.get("cpu_count"), m.get("gpu"))
+
+
+def _data_identity(meta: dict[str, Any]) -> tuple:
+    d = meta.get("data") or {}
+    if d.get("ids_sha256"):
+        return (d.get("name"), d.get("ids_sha256"))
+    return (d.get("name"), d.get("split"), d.get("limit"), d.get("n"))
+
+
+def run_differences(base: RunData, cand: RunData, *, allow_machine_change: bool = False) -> list[str]:
+    """Why two runs cannot be compared at all (empty when they can)."""
+    why = []
+    if base.meta.get("suite") != cand.meta.get("suite"):
+        why.append(f"suite {base.meta.get('suite')} vs {cand.meta.get('suite')}")
+    if _data_identity(base.meta) != _data_identity(cand.meta):
+        bd, cd = base.meta.get("data") or {}, cand.meta.get("data") or {}
+        why.append(
+            f"data {bd.get('name')}/{bd.get('split')} n={bd.get('n')} vs {cd.get('name')}/{cd.get('split')} n={cd.get('n')}"
+        )
+    bs, cs = base.meta.get("settings") or {}, cand.meta.get("settings") or {}
+    for key in COMPARED_SETTINGS:
+        if bs.get(key) != cs.get(key):
+            why.append(f"setting {key} {bs.get(key)} vs {cs.get(key)}")
+    if not allow_machine_change and machine_class(base.meta) != machine_class(cand.meta):
+        why.append("machine class " + " vs ".join(str(machine_class(r.meta)) for r in (base, cand)))
+    return why
+
+
+def option_differences(a: dict[str, Any], b: dict[str, Any], allowed: set[str]) -> list[str]:
+    """Backend options that differ between two backend records (``name`` included), except ``allowed`` ones."""
+    why = []
+    if a.get("name") != b.get("name"):
+        why.append(f"backend {a.get('name')} vs {b.get('name')}")
+    ao, bo = a.get("options") or {}, b.get("options") or {}
+    for key in sorted(set(ao) | set(bo)):
+        if key not in allowed and ao.get(key) != bo.get(key):
+            why.append(f"option {key} {ao.get(key)} vs {bo.get(key)}")
+    return why
+
+
+def resolve_backend(run: RunData, ref: str) -> str:
+    """A backend key of ``run`` from a key or a unique name."""
+    keys = run.backend_keys
+    if ref in keys:
+        return ref
+    named = [b["key"] for b in run.meta.get("backends", []) if b.get("name") == ref]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise GateUsageError(
+            f"Reference {ref!r} is ambiguous in {run.source}: use one of the keys {', '.join(named)}"
+        )
+    raise GateUsageError(f"Reference backend {ref!r} is not in {run.source}; its backends: {', '.join(keys)}")
+
+
+def _pair_backend(base: RunData, cand_key: str, cand: RunData, exclude: set[str]) -> tuple[str | None, str]:
+    """(the baseline backend to compare ``cand_key`` with, why none): the same key, else the one backend of the same
+    name that no other candidate backend matches exactly and is not the rule's reference (``exclude``). Its options
+    are then checked by :func:`option_differences`."""
+    if cand_key in base.backend_keys:
+        return cand_key, ""
+    name = cand.backend(cand_key).get("name")
+    same_name = [
+        b["key"] for b in base.meta.get("backends", []) if b.get("name") == name and b["key"] not in exclude
+    ]
+    if len(same_name) == 1:
+        return same_name[0], ""
+    if not same_name:
+        return None, f"no {name} backend in the baseline to compare with"
+    return None, f"key not in the baseline, which has several {name} backends: {', '.join(same_name)}"
+
+
+@dataclass
+class Verdict:
+    """One row of the verdict table."""
+
+    backend: str
+    rule: str
+    verdict: str  # worse | better | ~ | same | x
+    baseline: float | None = None
+    candidate: float | None = None
+    change: str = ""
+    p_value: float | None = None
+    n: tuple[int, int] = (0, 0)
+    unit: str = ""
+    note: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+
+def _samples(run: RunData, key: str, rule: Rule) -> tuple[dict[str, float], float | None]:
+    if rule.metric == "failed":  # 1 per failed utterance, 0 per measured one: the mean is the failure rate
+        vals = {u: float(s != "ok") for u, s in (run.status.get(key) or {}).items()}
+    else:
+        vals = (run.samples.get(key) or {}).get(rule.metric) or {}
+    if not vals:
+        return {}, None
+    return vals, statistic(np.array(list(vals.values())), rule.stat)
+
+
+def _measure(
+    run: RunData, key: str, ref_key: str | None, rule: Rule
+) -> tuple[np.ndarray, float | None, float | None]:
+    """(per-utterance samples, the rule's value, the reference's statistic) for one backend of one run."""
+    vals, value = _samples(run, key, rule)
+    if ref_key is None or value is None:
+        return np.array(list(vals.values())), value, None
+    ref_vals, ref_value = _samples(run, ref_key, rule)
+    if not ref_value:
+        return np.array([]), None, None
+    common = [u for u in vals if u in ref_vals and ref_vals[u] > 0]
+    ratios = np.array([vals[u] / ref_vals[u] for u in common])
+    return ratios, value / ref_value, ref_value
+
+
+def _to_metric_units(amount: float, unit: str, rule: Rule, run: RunData, ref_stat: float | None) -> float:
+    """An absolute threshold or floor in the units of the compared value (a ratio for reference rules)."""
+    if unit == "pt":
+        info = {}
+        for key in run.backend_keys:
+            info = (run.summary(key).get("metrics") or {}).get(rule.metric) or info
+        amount = amount if info.get("unit") == "%" else amount / 100.0
+    if ref_stat:  # reference rules compare ratios: express the amount as a ratio of the reference's statistic
+        amount = amount / ref_stat
+    return amount
+
+
+def compare_backend(
+    rule: Rule,
+    base: RunData,
+    cand: RunData,
+    base_key: str,
+    cand_key: str,
+    alpha: float,
+    allowed: set[str],
+    ref_keys: tuple[str | None, str | None] = (None, None),
+) -> Verdict:
+    """The verdict of one rule for one backend pair; ``ref_keys`` are the reference backends of a ratio rule."""
+    unit = "x" if rule.reference else ("ms" if _is_ms(rule.metric) else "")
+    v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit)
+    v.reasons = option_differences(base.backend(base_key), cand.backend(cand_key), allowed)
+    if not _is_latency(rule.metric) and rule.metric != "failed":
+        for side, run, key in (("baseline", base, base_key), ("candidate", cand, cand_key)):
+            if run.latency_only(key):
+                v.reasons.append(f"random weights in the {side}: latency only, no quality to compare")
+    if rule.reference:
+        v.reasons += [
+            "reference " + r
+            for r in option_differences(base.backend(ref_keys[0]), cand.backend(ref_keys[1]), allowed)
+        ]
+    b_samples, b_value, _ = _measure(base, base_key, ref_keys[0], rule)
+    c_samples, c_value, c_ref = _measure(cand, cand_key, ref_keys[1], rule)
+    v.baseline, v.candidate, v.n = b_value, c_value, (len(b_samples), len(c_samples))
+    if b_value is None or c_value is None:
+        side = "baseline" if b_value is None else "candidate"
+        v.reasons.append(f"no {rule.metric} samples in the {side}")
+    if v.reasons:
+        v.note = "; ".join(v.reasons)
+        return v
+    direction = rule.direction or worse_direction(rule.metric, cand)
+    delta = c_value - b_value
+    v.change = f"{delta / abs(b_value):+.1%}" if b_value else f"{delta:+.3g}"
+    if rule.threshold_unit == "%":
+        past = abs(delta) > rule.threshold / 100.0 * abs(b_value)
+    else:
+        past = abs(delta) > _to_metric_units(rule.threshold, rule.threshold_unit, rule, cand, c_ref)
+    floor = _to_metric_units(rule.floor, rule.floor_unit, rule, cand, c_ref) if rule.floor else 0.0
+    v.p_value = mann_whitney_p(b_samples, c_samples)
+    significant = v.p_value < alpha
+    if not past:
+        v.verdict = "same"
+        sign = {1: "+", -1: "-"}.get(rule.direction or 0, "±")
+        v.note = f"within {sign}{rule.threshold:g}{rule.threshold_unit}"
+    elif not significant:
+        v.verdict, v.note = "~", f"not significant (p={v.p_value:.2g} >= {alpha})"
+    elif abs(delta) <= floor:
+        v.verdict, v.note = "~", f"under the floor {rule.floor:g}{rule.floor_unit}"
+    else:
+        v.verdict = "worse" if delta * direction > 0 else "better"
+        v.note = f"p={v.p_value:.2g}"
+    return v
+
+
+def compare(
+    base: RunData,
+    cand: RunData,
+    rules: list[Rule],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    backends: list[str] | None = None,
+    allow_options: set[str] | None = None,
+    allow_machine_change: bool = False,
+) -> list[Verdict]:
+    """Every rule for every candidate backend (or those in ``backends``): one :class:`Verdict` each."""
+    if not 0 < alpha < 1:
+        raise GateUsageError(f"alpha must be between 0 and 1 but got {alpha}")
+    allowed = set(allow_options or ())
+    keys = cand.backend_keys
+    if backends:
+        missing = [b for b in backends if b not in keys]
+        if missing:
+            raise GateUsageError(
+                f"Backend {missing[0]!r} is not in {cand.source}; its backends: {', '.join(keys)}"
+            )
+        keys = list(backends)
+    run_why = run_differences(base, cand, allow_machine_change=allow_machine_change)
+    out = []
+    for rule in rules:
+        cand_ref = resolve_backend(cand, rule.reference) if rule.reference else None
+        base_ref, why = None, list(run_why)
+        if rule.reference:
+            try:
+                base_ref = resolve_backend(base, rule.reference)
+            except GateUsageError as exc:  # the candidate has it, the baseline does not: not comparable
+                why.append(str(exc))
+        for key in keys:
+            if key == cand_ref:
+                continue
+            taken = {k for k in cand.backend_keys if k != key and k in base.backend_keys} | {base_ref}
+            base_key, unpaired = _pair_backend(base, key, cand, exclude=taken)
+            if base_key is None:
+                out.append(Verdict(key, rule.text, "x", note=unpaired))
+            elif why:
+                out.append(Verdict(key, rule.text, "x", note="; ".join(why), reasons=why))
+            else:
+                out.append(
+                    compare_backend(rule, base, cand, base_key, key, alpha, allowed, (base_ref, cand_ref))
+                )
+    return out
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    if unit == "x":
+        return f"{value:.3f}x"
+    return f"{value:.4g}"
+
+
+def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> str:
+    """The verdicts as a Markdown table (rule by rule, backend by backend) plus a one-line summary."""
+    head = "| backend | rule | baseline | candidate | change | p | n (base/cand) | verdict | note |\n"
+    head += "|---|---|---|---|---|---|---|---|---|\n"
+    lines = []
+    for v in verdicts:
+        p = "" if v.p_value is None else f"{v.p_value:.2g}"
+        verdict = (
+            f"**{v.verdict}**"
+            if v.verdict == "worse"
+            else f"`{v.verdict}`"
+            if v.verdict in "~x"
+            else v.verdict
+        )
+        lines.append(
+            f"| {v.backend} | `{v.rule}` | {_fmt(v.baseline, v.unit)} | {_fmt(v.candidate, v.unit)} | {v.change} "
+            f"| {p} | {v.n[0]}/{v.n[1]} | {verdict} | {v.note.replace('|', '/')} |"
+        )
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("worse", "better", "~", "same", "x")}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    status = "FAILED: regression" if counts["worse"] else "passed"
+    return head + "\n".join(lines) + f"\n\nGate {status} ({summary}; Mann-Whitney alpha={alpha}).\n"
+
+
+VERDICTS_SCHEMA = "s2s-bench.verdicts/1"
+
+
+def verdicts_json(verdicts: list[Verdict], *, baseline: str, candidate: str, alpha: float) -> dict[str, Any]:
+    """The verdicts as a versioned JSON document (for dashboards and CI annotations)."""
+    rows = []
+    for v in verdicts:
+        row = {
+            k: getattr(v, k)
+            for k in (
+                "backend",
+                "rule",
+                "verdict",
+                "baseline",
+                "candidate",
+                "change",
+                "p_value",
+                "unit",
+                "note",
+            )
+        }
+        row["n"] = list(v.n)
+        rows.append(row)
+    return {
+        "schema": VERDICTS_SCHEMA,
+        "baseline": baseline,
+        "candidate": candidate,
+        "alpha": alpha,
+        "regressed": regressed(verdicts),
+        "verdicts": rows,
+    }
+
+
+def regressed(verdicts: list[Verdict]) -> bool:
+    return any(v.verdict == "worse" for v in verdicts)

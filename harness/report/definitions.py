@@ -1,0 +1,69 @@
+"""The definitions printed at the end of every report.
+
+Latency definitions are read from the docstring of ``harness.latency`` (its ``- ``name``: text`` bullets), the one
+place they are written; quality metrics and report terms are defined here.
+"""
+
+from __future__ import annotations
+
+import re
+
+_REPORT_TERMS = {
+    "[lo, hi]": "95% confidence interval: seeded percentile bootstrap over the per-utterance values (for the mean "
+    "and p50 the same interval as the run's summary, harness.stats)",
+    "n": "number of utterances with a value for that metric (failed or never-audible utterances have none)",
+    "failures": "utterances that crashed, timed out, hung or had bad input (kind and count)",
+    "random weights: latency only": "the backend ran random weights: its latency is real, its output quality "
+    "is meaningless and is not shown",
+    "Pareto front": "backends not beaten on both TTFA p50 and the quality metric by another backend",
+    "time clock": "every time is the harness's monotonic clock (time.perf_counter_ns); backends never time "
+    "themselves",
+}
+
+_QUALITY = {
+    "dnsmos": "DNSMOS P.835 (non-intrusive MOS predictor, 1-5, higher is better): SIG speech, BAK background, "
+    "OVRL overall",
+    "wer": "word error rate of an ASR judge's transcript of the response against the reference text (Telugu-safe "
+    "normalisation: NFC, Unicode punctuation removed, marks kept); lower is better",
+    "cer": "character error rate over grapheme clusters, same normalisation as WER; lower is better",
+    "speaker": "cosine similarity of speaker embeddings (resemblyzer) between input and response; higher is closer",
+    "spk": "cosine similarity of speaker embeddings (resemblyzer) between input and response; higher is closer",
+    "stoi": "short-time objective intelligibility (0-1, higher is better)",
+    "pesq": "PESQ wide-band (1-4.5, higher is better), reference-based",
+    "chrf": "character n-gram F-score of the response text against the expected answer; higher is better",
+}
+
+
+def latency_definitions() -> dict[str, str]:
+    """Latency metric name -> definition, parsed from the bullets of ``harness.latency``'s docstring."""
+    from .. import latency
+
+    defs: dict[str, str] = {}
+    name = None
+    for line in (latency.__doc__ or "").splitlines():
+        bullet = re.match(r"^- (``[^:]+``[^:]*):\s*(.*)$", line)
+        if bullet:
+            name = bullet.group(1).replace("``", "")
+            defs[name] = bullet.group(2).strip().replace("``", "")
+        elif name and line.startswith("  ") and line.strip():
+            defs[name] += " " + line.strip().replace("``", "")
+        else:
+            name = None
+    return defs
+
+
+def quality_definition(name: str) -> str:
+    """A one-line definition of a quality metric by its name (prefix match), or a pointer to its plugin."""
+    low = name.lower()
+    for prefix, text in _QUALITY.items():
+        if low.startswith(prefix):
+            return text
+    return "defined by the metric plugin that wrote it (see docs/metrics.md)"
+
+
+def all_definitions(quality_names: list[str]) -> list[tuple[str, str]]:
+    """(term, definition) rows for the report: latency, the quality metrics present, then report terms."""
+    rows = list(latency_definitions().items())
+    rows += [(name, quality_definition(name)) for name in quality_names]
+    rows += list(_REPORT_TERMS.items())
+    return rows

@@ -1,0 +1,132 @@
+"""``s2s-bench serve`` as users run it: a subprocess on a free 127.0.0.1 port, answered through the ``remote``
+backend, then stopped with SIGTERM (and killed if it does not stop). ``s2s-bench load`` on a tiny ramp."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("websockets")
+
+from harness.registry import create_backend  # noqa: E402
+from harness.server.serving import bind_socket  # noqa: E402
+
+
+def free_port() -> int:
+    sock = bind_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_serve_command_serves_and_stops(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--backend",
+            "loopback:trim=false",
+            "--port",
+            str(port),
+            "--token",
+            "t0k",
+            "--log-level",
+            "info",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                    info = json.loads(resp.read())
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the server did not come up in 30 s"
+                time.sleep(0.2)
+        assert info["auth"] is True and info["backend"]["options"]["trim"] is False
+        backend = create_backend(f"remote:url=ws://127.0.0.1:{port}/ws,token=t0k,format=f32")
+        backend.load()
+        session = backend.open_session()
+        x = (0.3 * np.sin(np.arange(4000) / 7)).astype(np.float32)
+        session.push(x)
+        session.end_input()
+        got = []
+        for _ in range(400):
+            chunk = session.poll(0.05)
+            if chunk is not None and chunk.audio is not None:
+                got.append(chunk.audio)
+            if session.done:
+                break
+        session.close()
+        assert np.array_equal(np.concatenate(got), x)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so that the parent sees how the server ended
+    assert code in (0, -signal.SIGTERM), code
+    assert "Finished server process" in proc.stdout.read()
+
+
+def test_serve_refuses_a_busy_port():
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        port = sock.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "serve", "--backend", "loopback", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
+    finally:
+        sock.close()
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+
+
+def test_load_command_reports_a_table(tmp_path):
+    from harness.cli import main
+
+    assert (
+        main(
+            [
+                "load",
+                "--backend",
+                "loopback:delay_ms=20",
+                "--levels",
+                "1,2",
+                "--rounds",
+                "1",
+                "--pacing",
+                "fast",
+                "--out",
+                str(tmp_path / "load"),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((tmp_path / "load" / "load.json").read_text())
+    assert [lv["concurrency"] for lv in report["levels"]] == [1, 2]
+    assert all(lv["n_ok"] == lv["n"] and lv["errors"] == {} for lv in report["levels"])
+    assert report["capacity"] in (0, 1, 2)
+    table = (tmp_path / "load" / "load.md").read_text()
+    assert "| 2 | 2/2 |" in table and "Capacity:" in table
