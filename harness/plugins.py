@@ -16,6 +16,9 @@ from . import hookspecs
 
 DEFAULT_PLUGINS = (
     "backends.loopback",
+    "backends.cascade",
+    "backends.seamless",
+    "backends.speechgpt",
     "backends.remote",
     "harness.datasets",
     "harness.metrics.builtin",
