@@ -124,7 +124,8 @@ class _Job:
         try:
             self._drive()
         except BaseException as exc:  # noqa: BLE001 - a bug in a backend must never stop the run
-            self.fail("crash", f"{type(exc).__name__}: {exc} (in `{self.stage}`)")
+            kind = "harness" if self.stage == "save_output" else "crash"
+            self.fail(kind, f"{type(exc).__name__}: {exc} (in `{self.stage}`)")
         finally:
             if self.session is not None:
                 try:
@@ -226,6 +227,7 @@ class _Job:
             return
         if self.final:
             return
+        self.stage = "save_output"  # harness work from here on: a failure is not the backend's
         full = np.concatenate(out) if out else np.zeros(0, np.float32)
         onset = first_audible_sample(full, out_sr)
         self.emit({"e": "audible", "s": onset})
