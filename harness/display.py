@@ -47,3 +47,17 @@ def failure_lines(summary: dict[str, dict], limit: int = 10) -> list[str]:
         if extra > 0:
             out.append(f"{key}: ... and {extra} more failures (see events.jsonl)")
     return out
+
+
+def metrics_table(summary: dict[str, dict]) -> str:
+    """One Markdown row per backend x metric: corpus value [95% CI], n, or n/a with the reason."""
+    lines = ["| backend | metric | value [95% CI] | n |", "|---|---|---|---|"]
+    for key, s in summary.items():
+        for name, m in s.get("metrics", {}).items():
+            if m.get("value") is None:
+                lines.append(f"| {key} | {name} | n/a: {m.get('reason', 'no value')} | {m.get('n', 0)} |")
+                continue
+            ci = m.get("ci95")
+            ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+            lines.append(f"| {key} | {name} | {m['value']:.3f}{ci_text} | {m.get('n', '')} |")
+    return "\n".join(lines)

@@ -15,8 +15,9 @@ import pytest
 from _scoring import check_integrity, read_scores
 
 from harness.metrics import get_metrics, score_run
+from harness.metrics.scoring import SUITE_METRICS
 
-INTELLIGIBILITY = ["wer", "cer", "cer_codepoint", "chrf", "stoi", "estoi"]
+INTELLIGIBILITY = list(SUITE_METRICS["intelligibility"])
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ import pytest
 from _scoring import check_integrity, read_scores
 
 from harness.metrics import get_metrics, score_run
+from harness.metrics.scoring import SUITE_METRICS
 
-QUALITY = ["pesq", "stoi", "estoi", "si_sdr", "log_mel_distance", "dnsmos", "speaker_sim"]
+QUALITY = list(SUITE_METRICS["quality"])
 PESQ_WB_MAX = 4.644
 
 

@@ -56,3 +56,32 @@ def test_usage_errors_exit_2_with_the_reason(tmp_path, capsys):
     assert main(["run", "-b", "loopback:delay_ms=x", "--out", str(tmp_path / "y"), "-q"]) == 2
     assert main(["run", "-b", "loopback", "--data", "no-such-set", "--out", str(tmp_path / "z"), "-q"]) == 2
     assert "Unknown dataset 'no-such-set'" in capsys.readouterr().err
+
+
+def test_run_suite_quality_scores_the_outputs(tmp_path, capsys):
+    out = tmp_path / "q"
+    assert (
+        main(
+            [
+                "run",
+                "-b",
+                "loopback",
+                "--suite",
+                "quality",
+                "--limit",
+                "1",
+                "--pacing",
+                "fast",
+                "--out",
+                str(out),
+                "-q",
+                "--score-workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "| loopback | pesq | 4.644" in printed  # loopback returns its input: PESQ-WB at the scale's top
+    meta = json.loads((out / "run.json").read_text())
+    assert set(meta["summary"]["loopback"]["metrics"]) >= {"pesq", "stoi", "dnsmos_ovrl", "speaker_sim"}

@@ -19,7 +19,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-SUITES = ("latency",)
+SUITES = ("latency", "quality", "intelligibility")
+"""latency: measure only; quality / intelligibility: measure, then score the outputs (harness.metrics)."""
 
 
 def add_parser(subparsers) -> None:
@@ -33,8 +34,11 @@ def add_parser(subparsers) -> None:
         help="NAME[:key=value,...], e.g. loopback:delay_ms=150 (repeatable: measured side by side)",
     )
     p.add_argument("--suite", default="latency", choices=SUITES, help="what to measure (default: latency)")
-    p.add_argument("--data", default="synthetic-clips",
-                   help="dataset name (s2s-bench data list), CORPUS:PATH for a local corpus, or a manifest .jsonl")
+    p.add_argument(
+        "--data",
+        default="synthetic-clips",
+        help="dataset name (s2s-bench data list), CORPUS:PATH for a local corpus, or a manifest .jsonl",
+    )
     p.add_argument("--split", default=None, help="only this split (train/dev/test)")
     p.add_argument("--limit", type=positive_int, default=None, help="first N utterances")
     p.add_argument(
@@ -57,6 +61,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-audio", action="store_true", help="do not save output audio")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--target",
+        choices=("input", "response"),
+        default="input",
+        help="quality/intelligibility: score outputs against the input or the data's reference answer",
+    )
+    p.add_argument(
+        "--asr-judge",
+        default=None,
+        metavar="SPEC",
+        help="intelligibility: ASR judge, e.g. whisper:path=/models/whisper-small (else WER/CER are n/a)",
+    )
+    p.add_argument("--score-workers", type=positive_int, default=2, help="processes for scoring (default 2)")
     p.set_defaults(func=run)
 
     r = subparsers.add_parser("rescore", help="recompute a run's summary from its event log alone")
@@ -72,7 +89,7 @@ def run(args) -> int:
     import sys
 
     from ..backend import BackendError
-    from ..display import failure_lines, summary_table
+    from ..display import failure_lines, metrics_table, summary_table
     from ..results import load_run
     from ..runner import RunError, run_benchmark
 
@@ -97,11 +114,24 @@ def run(args) -> int:
     except (RunError, BackendError, ValueError, FileNotFoundError) as exc:
         print(f"s2s-bench run: error: {exc}", file=sys.stderr)
         return 2
+    if args.suite != "latency":
+        from ..metrics.scoring import SUITE_METRICS, score_run
+
+        print(f"scoring ({args.suite}: {', '.join(SUITE_METRICS[args.suite])}) ...", file=sys.stderr)
+        score_run(
+            out,
+            metrics=list(SUITE_METRICS[args.suite]),
+            judge=args.asr_judge,
+            target=args.target,
+            workers=args.score_workers,
+        )
     run_ = load_run(out)
     print(
         f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency})"
     )
     print(summary_table(run_.summary))
+    if args.suite != "latency":
+        print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
         print("failed:", line)
     return 0

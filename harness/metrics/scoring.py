@@ -172,6 +172,13 @@ def _utt_audio(utt, which: str) -> tuple[np.ndarray | None, int | None]:
     return None, None
 
 
+SUITE_METRICS = {
+    "quality": ("pesq", "stoi", "estoi", "si_sdr", "log_mel_distance", "dnsmos", "speaker_sim"),
+    "intelligibility": ("wer", "cer", "cer_codepoint", "chrf", "stoi", "estoi"),
+}
+"""What ``s2s-bench run --suite NAME`` and ``suites/test_NAME.py`` score after measuring latency."""
+
+
 def score_run(
     run_dir: str | Path,
     metrics: str | Sequence[str] | None = None,
