@@ -88,6 +88,10 @@ class EMA:
         decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         for k, p in module.named_parameters():
             if k in self.shadow:
+                if hasattr(p, "device_mesh") and not hasattr(self.shadow[k], "device_mesh"):
+                    self.shadow[k] = _like(
+                        self.shadow[k], p
+                    ).float()  # the model was sharded after EMA(model)
                 self.shadow[k].lerp_(p.detach().float(), 1.0 - decay)
 
     @torch.no_grad()
@@ -110,7 +114,11 @@ class EMA:
         for k, v in state["shadow"].items():
             if k not in self.shadow:
                 raise KeyError(f"EMA checkpoint has parameter {k!r} that the model does not have")
-            self.shadow[k].copy_(_like(v, self.shadow[k]))
+            self.shadow[k] = (
+                _like(v.float(), self.shadow[k])
+                if hasattr(self.shadow[k], "device_mesh")
+                else v.float().to(self.shadow[k].device)
+            )
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
