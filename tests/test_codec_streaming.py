@@ -163,3 +163,9 @@ def test_interface_numbers():
     codec = Codec(CodecConfig.preset("tiny"))
     assert (codec.sample_rate, codec.frame_size, codec.n_q, codec.codebook_size) == (16000, 320, 8, 1024)
     assert codec.bitrate_bps() == 4000.0
+
+
+def test_fast_code_search_matches_the_library(codec):
+    """encode() searches the codebooks with plain tensor ops; vector-quantize-pytorch's forward is the reference."""
+    z = codec.encoder(torch.randn(3, 1, 20 * codec.frame_size) * 0.3)
+    assert torch.equal(codec.quantizer.encode(z), codec.quantizer.encode_reference(z))

@@ -86,25 +86,50 @@ class ResidualVectorQuantizer(nn.Module):
                 cb.cluster_size.fill_(1.0)
                 cb.initted.fill_(True)
 
+    def _ensure_initialized(self) -> None:
+        if not self.initialized:
+            warnings.warn(
+                "The quantizer's codebooks were never trained (k-means runs on the first training batch); "
+                "using deterministic random codebooks. Load trained weights for real use.",
+                stacklevel=4,
+            )
+            self.init_random_()
+
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Latents ``[B, D, F]`` -> (quantised ``[B, D, F]``, codes ``[B, n_q, F]``, commitment loss scalar).
 
         In training mode codebooks get their EMA/k-means/dead-code updates and quantizer dropout applies
         (dropped codebooks come back as code -1). In eval mode the codebooks are untouched.
         """
-        if not self.training and not self.initialized:
-            warnings.warn(
-                "The quantizer's codebooks were never trained (k-means runs on the first training batch); "
-                "using deterministic random codebooks. Load trained weights for real use.",
-                stacklevel=3,
-            )
-            self.init_random_()
+        if not self.training:
+            self._ensure_initialized()
         with torch.autocast(z.device.type, enabled=False):
             q, codes, losses = self.rvq(z.float().transpose(1, 2))
         return q.transpose(1, 2), codes.transpose(1, 2), losses.sum()
 
     def encode(self, z: Tensor) -> Tensor:
-        """Latents ``[B, D, F]`` -> codes ``[B, n_q, F]`` (int64) with all codebooks."""
+        """Latents ``[B, D, F]`` -> codes ``[B, n_q, F]`` (int64) with all codebooks.
+
+        The same nearest-neighbour search as the library's eval-mode forward, written out with plain tensor ops
+        (the library's per-call overhead is several ms, too much for a 20 ms streaming frame); a test checks that
+        both give the same codes.
+        """
+        self._ensure_initialized()
+        with torch.autocast(z.device.type, enabled=False):
+            residual = self.rvq.project_in(z.float().transpose(1, 2))  # [B, F, d]
+            codes = []
+            for cb in self._codebooks():
+                embed = cb.embed[0]  # [K, d]
+                dist = (embed * embed).sum(
+                    -1
+                ) - 2 * residual @ embed.t()  # ||r||^2 is the same for every code
+                idx = dist.argmin(dim=-1)
+                codes.append(idx)
+                residual = residual - embed[idx]
+        return torch.stack(codes, dim=1)
+
+    def encode_reference(self, z: Tensor) -> Tensor:
+        """Codes through the library's own eval-mode forward (slower; the ground truth for :meth:`encode`)."""
         was_training = self.training
         self.eval()
         try:
