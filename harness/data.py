@@ -121,19 +121,37 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     return out
 
 
+def resolve_data(data: str) -> tuple[str | None, dict[str, Any]]:
+    """Split a ``--data`` value into (registered dataset name, options).
+
+    ``NAME`` is a registered dataset; ``NAME:PATH`` is a registered corpus loader pointed at a local folder
+    (``fleurs:/data/fleurs/te_in``); anything else is a manifest path (returned as (None, {})).
+    """
+    registry = dataset_registry()
+    if data in registry:
+        return data, {}
+    name, sep, path = data.partition(":")
+    if sep and name in registry and path:
+        return name, {"path": path}
+    return None, {}
+
+
 def load_utterances(
     data: str, split: str | None = None, limit: int | None = None, **options: Any
 ) -> list[Utterance]:
-    """Utterances of a registered dataset or a manifest path, optionally one split and the first ``limit``."""
-    registry = dataset_registry()
-    if data in registry:
-        utts = list(registry[data][0](**options))
+    """Utterances of a registered dataset, ``NAME:PATH`` corpus folder or manifest path, optionally one split
+    and the first ``limit``. Built-in synthetic sets are built into the cache on first use."""
+    name, extra = resolve_data(data)
+    if name is not None:
+        registry = dataset_registry()
+        utts = list(registry[name][0](**extra, **options))
     elif data.endswith(".jsonl") or Path(data).is_dir():
         utts = read_manifest(data)
     else:
-        known = ", ".join(sorted(registry))
+        known = ", ".join(sorted(dataset_registry()))
         raise ValueError(
-            f"Unknown dataset {data!r}; known datasets: {known} (or pass a manifest .jsonl path)"
+            f"Unknown dataset {data!r}; known datasets: {known}; or a manifest .jsonl path, a folder holding "
+            "manifest.jsonl, or CORPUS:/path/to/folder (see `s2s-bench data list`)"
         )
     if split:
         utts = [u for u in utts if u.split == split]

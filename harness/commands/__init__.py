@@ -3,4 +3,5 @@
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
     "harness.commands.run_cmd",
+    "harness.commands.data_cmd",
 )

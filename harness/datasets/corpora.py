@@ -1,0 +1,3 @@
+"""Loaders for real Telugu corpora from local folders (filled in below)."""
+
+CORPORA: dict = {}
