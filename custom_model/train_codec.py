@@ -16,6 +16,7 @@ exports the EMA weights as a loadable codec to ``OUT/export/`` (``Codec.from_pre
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -349,7 +350,53 @@ def export(run_dir: str, to: str) -> Path:
     codec = Codec(CodecConfig.from_dict(extra["codec_config"]))
     codec.load_state_dict(payload["models"]["codec"])
     codec.load_state_dict({**codec.state_dict(), **payload["others"]["ema"]["shadow"]})
-    return codec.save_pretrained(to, extra={**extra, "step": payload["step"], "weights": "ema"})
+    out = codec.save_pretrained(to, extra={**extra, "step": payload["step"], "weights": "ema"})
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if metrics.exists():
+        (out / "training_curve.md").write_text(
+            curve_table(metrics, payload["step"], extra.get("wall_s", 0.0))
+        )
+    return out
+
+
+def curve_table(metrics_jsonl: str | Path, step: int, wall_s: float, rows: int = 16) -> str:
+    """The training curve as Markdown: mean losses over windows of steps, and the held-out metrics."""
+    recs = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
+    train = [r for r in recs if "train/mel" in r and r["step"] <= step]
+    dev = [r for r in recs if "dev/pesq_wb" in r and r["step"] <= step]
+    lines = [
+        f"Training curve up to step {step} ({wall_s / 3600:.2f} h of wall time).",
+        "",
+        "| steps | L1 | multi-scale mel | commit | adv (G hinge) | feat | D hinge |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if train:
+        edges = np.linspace(0, len(train), min(rows, len(train)) + 1).astype(int)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            w = train[a:b]
+
+            def mean(key: str, w=w) -> str:
+                vals = [r[key] for r in w if key in r]
+                return f"{np.mean(vals):.4f}" if vals else "-"
+
+            lines.append(
+                f"| {w[0]['step']}-{w[-1]['step']} | {mean('train/l1')} | {mean('train/mel')} "
+                f"| {mean('train/commit')} | {mean('train/adv')} | {mean('train/feat')} | {mean('train/d_hinge')} |"
+            )
+    if dev:
+        lines += [
+            "",
+            "Held-out (dev split, EMA weights, offline, all 8 codebooks):",
+            "",
+            "| step | PESQ-WB | STOI | SI-SDR dB | log-mel dist |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['step']} | {r['dev/pesq_wb']:.3f} | {r['dev/stoi']:.3f} | {r['dev/si_sdr_db']:.2f} "
+            f"| {r['dev/log_mel_dist']:.3f} |"
+            for r in dev
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -44,7 +44,7 @@ def test_bench_scores_our_codec_and_opus_side_by_side(tiny_random_codec_dir, tmp
     assert set(by_name) == {"ours 8x1024", "ours 2x1024", "opus 6k auto"}
     for r in rows:
         assert r["n"] == 2 and not r["errors"]
-        for key in ("pesq_wb", "stoi", "si_sdr_db", "log_mel_dist", "rtf", "kbps"):
+        for key in ("pesq_wb", "stoi", "si_sdr_db", "log_mel_dist", "rtf", "rtf_cpu", "kbps"):
             assert math.isfinite(r[key]), (r["system"], key)
     # Our bitrate is exact: 50 frames/s x n_q x 10 bits (plus the padded last frame).
     assert by_name["ours 8x1024"]["kbps"] == pytest.approx(4.0, rel=0.05)

@@ -2,7 +2,8 @@
 
 For every system and utterance: encode + decode the 16 kHz signal, align, then PESQ-WB, STOI, SI-SDR and log-mel
 distance against the input; the bitrate actually spent (bits of all packets / seconds of audio); the algorithmic
-latency (frame + lookahead); and the streaming encode+decode time per 20 ms frame on one thread (RTF = time / 20 ms).
+latency (frame + lookahead); and the streaming encode+decode time per 20 ms frame on one thread (RTF = time / 20 ms),
+both wall-clock (what a shared machine gives you) and the thread's CPU time (what the codec costs).
 
 Opus runs through libopus with ctypes, using the very ``libopus`` that PyAV's wheel ships (``pip install av``),
 because FFmpeg's ``libopus`` wrapper can only cap the bandwidth (``cutoff``), not force it: "auto" lets libopus pick
@@ -40,7 +41,8 @@ class Coded:
 
     audio: np.ndarray
     bits: int
-    frame_times_s: list[float] = field(default_factory=list)  # encode+decode time of each 20 ms frame
+    frame_times_s: list[float] = field(default_factory=list)  # encode+decode wall time of each 20 ms frame
+    cpu_s: float = 0.0  # CPU time of this thread spent in encode+decode (all frames)
 
 
 @dataclass
@@ -68,15 +70,17 @@ def codec_systems(codec_dir: str | Path, n_qs: tuple[int, ...] = (8, 4), name: s
             padded = np.zeros(n_frames * FRAME, dtype=np.float32)
             padded[: x.size] = x
             wav = torch.from_numpy(padded)[None, None]
-            outs, times = [], []
+            outs, times, cpu = [], [], 0.0
             for i in range(n_frames):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 codes = stream.encode_step(wav[..., i * FRAME : (i + 1) * FRAME])
                 y = stream.decode_step(codes[:, :n_q])
                 times.append(time.perf_counter() - t0)
+                cpu += time.thread_time() - c0
                 outs.append(y)
             y = torch.cat(outs, dim=-1)[0, 0, : x.size].numpy()
-            return Coded(y, bits=int(n_frames * n_q * math.log2(codec.codebook_size)), frame_times_s=times)
+            bits = int(n_frames * n_q * math.log2(codec.codebook_size))
+            return Coded(y, bits=bits, frame_times_s=times, cpu_s=cpu)
 
         return run
 
@@ -184,15 +188,16 @@ def opus_system(bitrate: int, bandwidth: str = "auto", lib: ctypes.CDLL | None =
             pcm[: x.size] = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
             packet = (ctypes.c_ubyte * 1500)()
             out = np.zeros(n_frames * FRAME, dtype=np.int16)
-            bits, times = 0, []
+            bits, times, cpu = 0, [], 0.0
             for i in range(n_frames):
                 frame = np.ascontiguousarray(pcm[i * FRAME : (i + 1) * FRAME])
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 n = lib.opus_encode(ctypes.c_void_p(enc), frame.ctypes.data, FRAME, packet, 1500)
                 if n < 0:
                     raise RuntimeError(f"opus_encode failed with {n}")
                 got = lib.opus_decode(ctypes.c_void_p(dec), packet, n, out[i * FRAME :].ctypes.data, FRAME, 0)
                 times.append(time.perf_counter() - t0)
+                cpu += time.thread_time() - c0
                 if got != FRAME:
                     raise RuntimeError(f"opus_decode returned {got} samples, expected {FRAME}")
                 if i * FRAME < x.size:  # packets only needed to flush the lookahead are not counted
@@ -201,7 +206,7 @@ def opus_system(bitrate: int, bandwidth: str = "auto", lib: ctypes.CDLL | None =
             lib.opus_encoder_destroy(enc)
             lib.opus_decoder_destroy(dec)
         y = out[delay : delay + x.size].astype(np.float32) / 32768.0
-        return Coded(y, bits=bits, frame_times_s=times)
+        return Coded(y, bits=bits, frame_times_s=times, cpu_s=cpu)
 
     version = lib.opus_get_version_string().decode()
     return System(
@@ -228,19 +233,20 @@ def codec2_system(mode: int) -> System:
         n_frames = math.ceil(x8.size / spf)
         pcm = np.zeros(n_frames * spf, dtype=np.int16)
         pcm[: x8.size] = np.clip(np.round(x8 * 32767), -32768, 32767).astype(np.int16)
-        outs, bits, times = [], 0, []
+        outs, bits, times, cpu = [], 0, [], 0.0
         for i in range(n_frames):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             packet = c2.encode(pcm[i * spf : (i + 1) * spf])
             outs.append(c2.decode(packet))
             times.append(time.perf_counter() - t0)
+            cpu += time.thread_time() - c0
             bits += c2.bits_per_frame()
         y8 = np.concatenate(outs).astype(np.float32) / 32768.0
         y = soxr.resample(y8, 8000, SR, quality="HQ")
         y = np.pad(y, (0, max(0, x.size - y.size)))[: x.size]
         # Codec2 frames of spf samples at 8 kHz; report time per 20 ms of audio.
         scale = (FRAME / SR) / (spf / 8000)
-        return Coded(y, bits=bits, frame_times_s=[t * scale for t in times])
+        return Coded(y, bits=bits, frame_times_s=[t * scale for t in times], cpu_s=cpu)
 
     return System(
         f"codec2 {mode / 1000:g}k",
@@ -304,7 +310,7 @@ def run_codec_benchmark(
             print(f"[codec-bench] skipping {u.id}: {exc}")
     rows = []
     for system in systems:
-        per_utt, seconds, bits, frame_times, errors = [], 0.0, 0, [], []
+        per_utt, seconds, bits, frame_times, cpu, errors = [], 0.0, 0, [], 0.0, []
         for uid, x in signals:
             try:
                 coded = system.run(x)
@@ -315,6 +321,7 @@ def run_codec_benchmark(
             seconds += x.size / SR
             bits += coded.bits
             frame_times += coded.frame_times_s
+            cpu += coded.cpu_s
         row = {
             "system": system.name,
             "n": len(per_utt),
@@ -329,6 +336,7 @@ def run_codec_benchmark(
             row[key] = float(np.nanmean(vals)) if vals.size else math.nan
         ft = np.array(frame_times)
         row["rtf"] = float(ft.mean() / (FRAME / SR)) if ft.size else math.nan
+        row["rtf_cpu"] = cpu / seconds if seconds else math.nan
         row["frame_ms_p95"] = float(np.percentile(ft, 95) * 1000) if ft.size else math.nan
         rows.append(row)
     if out_json:
@@ -357,7 +365,7 @@ def markdown_table(rows: list[dict]) -> str:
     )
     lines = [
         f"| {r['system']} | {r['kbps']:.2f} ({r['target_kbps']:g}) | {r['pesq_wb']:.2f} | {r['stoi']:.3f} "
-        f"| {r['si_sdr_db']:.1f} | {r['log_mel_dist']:.3f} | {r['latency_ms']:.1f} | {r['rtf']:.4f} "
+        f"| {r['si_sdr_db']:.1f} | {r['log_mel_dist']:.3f} | {r['latency_ms']:.1f} | {r['rtf']:.4f} | {r['rtf_cpu']:.4f} "
         f"| {r['frame_ms_p95']:.2f} | {r['n']} |"
         for r in rows
     ]
