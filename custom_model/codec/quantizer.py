@@ -147,5 +147,13 @@ class ResidualVectorQuantizer(nn.Module):
                 f"codes must lie in [0, {self.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]"
             )
         with torch.autocast(codes.device.type, enabled=False):
-            q = self.rvq.get_output_from_indices(codes.transpose(1, 2))
+            books = self._codebooks()
+            q = books[0].embed[0][codes[:, 0]]  # [B, F, d]; written out: the library's version costs ~0.5 ms
+            for i in range(1, codes.shape[1]):
+                q = q + books[i].embed[0][codes[:, i]]
+            q = self.rvq.project_out(q)
         return q.transpose(1, 2)
+
+    def decode_reference(self, codes: Tensor) -> Tensor:
+        """Latents through the library's ``get_output_from_indices`` (the ground truth for :meth:`decode`)."""
+        return self.rvq.get_output_from_indices(codes.transpose(1, 2)).transpose(1, 2)
