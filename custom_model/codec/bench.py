@@ -360,8 +360,8 @@ def run_codec_benchmark(
 def markdown_table(rows: list[dict]) -> str:
     """The benchmark as a Markdown table (higher PESQ/STOI/SI-SDR better; lower log-mel, latency, RTF better)."""
     head = (
-        "| system | kbps (target) | PESQ-WB | STOI | SI-SDR dB | log-mel dist | latency ms | RTF 1 thread |"
-        " frame p95 ms | n |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "| system | kbps (target) | PESQ-WB | STOI | SI-SDR dB | log-mel dist | latency ms | RTF wall |"
+        " RTF CPU | frame p95 ms | n |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
         f"| {r['system']} | {r['kbps']:.2f} ({r['target_kbps']:g}) | {r['pesq_wb']:.2f} | {r['stoi']:.3f} "
