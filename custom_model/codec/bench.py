@@ -383,11 +383,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", default="reports/codec.json", help="JSON results; the table is printed")
+    p.add_argument("--md", default=None, help="also write the Markdown table to this file")
     args = p.parse_args(argv)
     rows = run_codec_benchmark(
         args.codec, args.data, split=args.split or None, limit=args.limit, out_json=args.out
     )
-    print(markdown_table(rows))
+    table = markdown_table(rows)
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(table)
+    print(table)
 
 
 if __name__ == "__main__":
