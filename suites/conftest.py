@@ -18,3 +18,9 @@ def pytest_addoption(parser):
     group.addoption(
         "--s2s-score-workers", type=int, default=2, metavar="N", help="processes for scoring (default 2)"
     )
+    group.addoption(
+        "--s2s-codec",
+        default=None,
+        metavar="PATH",
+        help="codec suite: the codec checkpoint folder to measure against Opus/Codec2 (default: suite skipped)",
+    )
