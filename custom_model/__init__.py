@@ -1,0 +1,1 @@
+"""Our own streaming Telugu codec and speech-to-speech model."""
