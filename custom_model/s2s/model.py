@@ -156,6 +156,20 @@ def window_mask(length: int, context: int, device: torch.device) -> torch.Tensor
     return (j <= i) & (j > i - context)
 
 
+def masked_cross_entropy(
+    logits: torch.Tensor, system_steps: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` ``[B, T, n_q, V]`` against ``system_steps`` ``[B, n_q, T]``, mean over kept steps."""
+    ce = F.cross_entropy(
+        logits.flatten(0, 2).float(), system_steps.transpose(1, 2).flatten(), reduction="none"
+    )
+    ce = ce.view(logits.shape[:3])
+    if mask is None:
+        return ce.mean()
+    weights = mask[:, :, None].to(ce.dtype).expand_as(ce)
+    return (ce * weights).sum() / weights.sum().clamp(min=1.0)
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, rope_theta: float) -> None:
         super().__init__()
@@ -335,13 +349,7 @@ class S2SModel(nn.Module):
         self, user: torch.Tensor, system_steps: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Mean cross-entropy over steps and codebooks; ``mask`` ``[B, T]`` (True = counts) hides padding."""
-        logits = self.forward(user, system_steps)
-        ce = F.cross_entropy(logits.flatten(0, 2), system_steps.transpose(1, 2).flatten(), reduction="none")
-        ce = ce.view(logits.shape[:3])
-        if mask is None:
-            return ce.mean()
-        weights = mask[:, :, None].to(ce.dtype).expand_as(ce)
-        return (ce * weights).sum() / weights.sum().clamp(min=1.0)
+        return masked_cross_entropy(self.forward(user, system_steps), system_steps, mask)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
