@@ -1,0 +1,170 @@
+"""The codec: causal SEANet encoder -> residual VQ -> causal SEANet decoder, offline and streaming.
+
+    codec = Codec(CodecConfig.preset("small"))
+    codes = codec.encode(wav)            # [B, 1, T] float -> [B, n_q, ceil(T / 320)] int64
+    wav = codec.decode(codes)            # [B, n_q, F] -> [B, 1, F * 320]
+    stream = codec.streaming(batch_size=1)
+    stream.encode_step(chunk)            # [B, 1, 320 * k] -> [B, n_q, k]
+    stream.decode_step(codes)            # [B, n_q, k] -> [B, 1, 320 * k]
+
+Streaming output equals offline output (tests/test_codec_streaming.py). Algorithmic latency is one frame (20 ms):
+frame ``i`` depends on input samples up to ``(i + 1) * 320 - 1`` and decodes to output samples ``i*320 ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .config import CodecConfig
+from .quantizer import ResidualVectorQuantizer
+from .seanet import SEANetDecoder, SEANetEncoder
+
+WEIGHTS_NAME = "model.pt"
+CONFIG_NAME = "config.json"
+
+
+class Codec(nn.Module):
+    """A streaming neural audio codec (EnCodec/Mimi family), ``sample_rate`` Hz mono in and out."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SEANetEncoder(config)
+        self.quantizer = ResidualVectorQuantizer(config)
+        self.decoder = SEANetDecoder(config)
+
+    # -- the numbers users need ------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def frame_size(self) -> int:
+        """Samples per code frame (the hop)."""
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def n_q(self) -> int:
+        return self.config.n_q
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    def bitrate_bps(self, n_q: int | None = None) -> float:
+        """Bits per second when sending the first ``n_q`` codebooks (all by default)."""
+        return self.frame_rate * (n_q or self.n_q) * math.log2(self.codebook_size)
+
+    # -- offline ---------------------------------------------------------------------------------------------
+    def _check_wav(self, wav: Tensor) -> Tensor:
+        if wav.dim() != 3 or wav.shape[1] != self.config.channels:
+            raise ValueError(f"wav must be [B, {self.config.channels}, T], got shape {tuple(wav.shape)}")
+        if not torch.is_floating_point(wav):
+            raise ValueError(f"wav must be a float tensor, got {wav.dtype}")
+        return wav
+
+    def pad_to_frames(self, wav: Tensor) -> Tensor:
+        """Right-pad with zeros to a whole number of frames."""
+        extra = (-wav.shape[-1]) % self.frame_size
+        return nn.functional.pad(wav, (0, extra)) if extra else wav
+
+    def forward(self, wav: Tensor) -> dict[str, Tensor]:
+        """Training pass: ``wav [B, 1, T]`` -> ``{"wav": reconstruction [B, 1, T'], "codes", "commit_loss"}``."""
+        wav = self.pad_to_frames(self._check_wav(wav))
+        z = self.encoder(wav)
+        q, codes, commit = self.quantizer(z)
+        return {"wav": self.decoder(q.to(z.dtype)), "codes": codes, "commit_loss": commit}
+
+    @torch.no_grad()
+    def encode(self, wav: Tensor) -> Tensor:
+        """``[B, 1, T]`` float -> codes ``[B, n_q, ceil(T / frame_size)]`` int64 (the tail is zero-padded)."""
+        wav = self.pad_to_frames(self._check_wav(wav))
+        return self.quantizer.encode(self.encoder(wav))
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, k, F]`` (the first k <= n_q codebooks) -> ``[B, 1, F * frame_size]``."""
+        return self.decoder(self.quantizer.decode(codes.long()))
+
+    # -- streaming -------------------------------------------------------------------------------------------
+    def streaming(self, batch_size: int = 1) -> CodecStream:
+        """A new stream (all convolution states at zero) for encoding and decoding chunk by chunk."""
+        return CodecStream(self, batch_size)
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` and ``model.pt`` (the state dict) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory / CONFIG_NAME)
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        torch.save({"state_dict": state, "extra": extra or {}}, directory / WEIGHTS_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
+        """Load a codec written by :meth:`save_pretrained`; returned in eval mode."""
+        directory = Path(directory)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (directory / name).exists():
+                raise FileNotFoundError(
+                    f"{directory / name} not found: is {directory} a codec saved by save_pretrained?"
+                )
+        try:
+            config = CodecConfig.load(directory / CONFIG_NAME)
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            raise ValueError(f"{directory / CONFIG_NAME}: not a valid codec config ({exc})") from None
+        model = cls(config)
+        payload = torch.load(directory / WEIGHTS_NAME, map_location=map_location, weights_only=True)
+        model.load_state_dict(payload["state_dict"])
+        return model.to(map_location).eval()
+
+
+class CodecStream:
+    """All streaming state of one encode and one decode stream (batch of ``batch_size``)."""
+
+    def __init__(self, codec: Codec, batch_size: int = 1) -> None:
+        self.codec = codec
+        self.batch_size = batch_size
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: back to the state of a fresh stream."""
+        device = next(self.codec.parameters()).device
+        self.encoder_state = self.codec.encoder.init_state(self.batch_size, device)
+        self.decoder_state = self.codec.decoder.init_state(self.batch_size, device)
+
+    @torch.no_grad()
+    def encode_step(self, wav_chunk: Tensor) -> Tensor:
+        """``[B, 1, n]`` samples -> codes ``[B, n_q, k]`` for the ``k`` frames completed by this chunk.
+
+        With ``n = frame_size * k`` every call returns exactly ``k`` frames; other sizes are buffered.
+        """
+        self.codec._check_wav(wav_chunk)
+        if wav_chunk.shape[0] != self.batch_size:
+            raise ValueError(f"chunk batch {wav_chunk.shape[0]} != stream batch_size {self.batch_size}")
+        z, self.encoder_state = self.codec.encoder.step(wav_chunk, self.encoder_state)
+        if z.shape[-1] == 0:
+            return torch.zeros(self.batch_size, self.codec.n_q, 0, dtype=torch.long, device=wav_chunk.device)
+        return self.codec.quantizer.encode(z)
+
+    @torch.no_grad()
+    def decode_step(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, k_q, k]`` -> ``[B, 1, k * frame_size]`` samples."""
+        if codes.shape[0] != self.batch_size:
+            raise ValueError(f"codes batch {codes.shape[0]} != stream batch_size {self.batch_size}")
+        if codes.shape[-1] == 0:
+            return torch.zeros(self.batch_size, self.codec.config.channels, 0, device=codes.device)
+        q = self.codec.quantizer.decode(codes.long())
+        wav, self.decoder_state = self.codec.decoder.step(q, self.decoder_state)
+        return wav
