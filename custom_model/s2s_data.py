@@ -62,7 +62,7 @@ def codec_digest(codec_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _load_codec(codec_dir: str | Path, device: str = "cpu"):
+def load_codec(codec_dir: str | Path, device: str = "cpu"):
     from custom_model.codec import Codec
 
     path = Path(codec_dir)
@@ -130,7 +130,7 @@ def prepare_pairs(
     cache = Path(cache_dir) / f"{Path(dataset).name}-{key}.npz"
     if cache.exists():
         return load_token_cache(cache)
-    codec = _load_codec(codec_dir)
+    codec = load_codec(codec_dir)
     pairs: list[TokenPair] = []
     from tqdm import tqdm
 

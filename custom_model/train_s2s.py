@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=Path(".cache/s2s-tokens"), help="where codec tokens are cached"
     )
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
+    p.add_argument(
+        "--until",
+        type=int,
+        default=None,
+        help="stop (and save) at this step; the LR schedule follows --steps",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="pairs per step per process")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr", type=float, default=1e-4)
@@ -237,6 +243,7 @@ def train(args: argparse.Namespace) -> Path:
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.lr,
         betas=(0.9, 0.95),
+        foreach=True,
     )
     step = 0
     elapsed = 0.0
@@ -301,7 +308,8 @@ def train(args: argparse.Namespace) -> Path:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     wrapped.train()
     t_last = time.perf_counter()
-    while step < args.steps and not stop["flag"]:
+    last_step = min(args.steps, args.until) if args.until is not None else args.steps
+    while step < last_step and not stop["flag"]:
         t0 = time.perf_counter()
         batch = rng.sample(train_pairs, min(args.batch_size, len(train_pairs)))
         user, steps, mask = (t.to(device) for t in make_batch(batch, config.silence_id, config.context, rng))
@@ -315,9 +323,10 @@ def train(args: argparse.Namespace) -> Path:
         opt.step()
         if ema is not None:
             with torch.no_grad():
-                for k, v in model.state_dict().items():
-                    if k in ema:
-                        ema[k].lerp_(v.detach().float(), 1 - args.ema)
+                live = model.state_dict()
+                torch._foreach_lerp_(
+                    list(ema.values()), [live[k].detach().float() for k in ema], 1 - args.ema
+                )
         step += 1
         elapsed += time.perf_counter() - t0
         bar.update(1)
