@@ -16,6 +16,7 @@ from . import hookspecs
 
 DEFAULT_PLUGINS = (
     "backends.loopback",
+    "backends.custom",
     "harness.datasets",
 )
 

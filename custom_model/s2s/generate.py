@@ -200,15 +200,18 @@ class TurnTracker:
             if not silent:
                 self.started = True
                 self.answer_frames = 1
+                self.ended = self.answer_frames >= self.max_answer_frames
                 return True
             if self.input_ended and self.frames_after_input >= self.max_wait_frames:
                 self.ended = True
             return False
         self.answer_frames += 1
         self.silent_run = self.silent_run + 1 if silent else 0
-        if self.silent_run >= self.end_silence_frames or self.answer_frames >= self.max_answer_frames:
+        if self.silent_run >= self.end_silence_frames:
             self.ended = True
-        return not self.ended
+            return False
+        self.ended = self.answer_frames >= self.max_answer_frames
+        return True
 
 
 def codec_frame(frame: torch.Tensor, silence_codes: torch.Tensor, card: int) -> torch.Tensor:

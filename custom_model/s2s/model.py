@@ -137,12 +137,20 @@ def undelay_codes(steps: torch.Tensor, delay: int = 1) -> torch.Tensor:
     return torch.cat([steps[:, :1, :frames], steps[:, 1:, delay : delay + frames]], dim=1)
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
-    """Rotate ``x`` (``[B, H, T, D]``) by its absolute ``positions`` (``[T]``); rotate-half convention."""
-    half = x.shape[-1] // 2
-    freqs = theta ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+def rope_tables(
+    positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE's ``(cos, sin)``, each ``[T, head_dim / 2]``, for absolute ``positions`` (``[T]``); shared by all layers."""
+    half = head_dim // 2
+    freqs = theta ** (-torch.arange(half, device=positions.device, dtype=torch.float32) / half)
     angles = positions.to(torch.float32)[:, None] * freqs[None, :]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate ``x`` (``[B, H, T, D]``) by the tables of :func:`rope_tables`; rotate-half convention."""
+    cos, sin = rope
+    half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -171,22 +179,25 @@ def masked_cross_entropy(
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, rope_theta: float) -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"Expected dim {dim} to be divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.rope_theta = rope_theta
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None, cache: RingKVCache | None
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        cache: RingKVCache | None,
     ) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        q = apply_rope(q, positions, self.rope_theta)
-        k = apply_rope(k, positions, self.rope_theta)
+        q = apply_rope(q, rope)
+        k = apply_rope(k, rope)
         if cache is not None:
             k, v, mask = cache.update(k, v)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -214,7 +225,7 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, ffn_dim: int, rope_theta: float, dropout: float) -> None:
         super().__init__()
         self.attn_norm = nn.RMSNorm(dim, eps=1e-5)
-        self.attn = Attention(dim, num_heads, rope_theta)
+        self.attn = Attention(dim, num_heads)
         self.ffn_norm = nn.RMSNorm(dim, eps=1e-5)
         self.ffn = FeedForward(dim, ffn_dim)
         self.drop = nn.Dropout(dropout)
@@ -222,11 +233,11 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        positions: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor | None,
         cache: RingKVCache | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), positions, mask, cache))
+        x = x + self.drop(self.attn(self.attn_norm(x), rope, mask, cache))
         return x + self.drop(self.ffn(self.ffn_norm(x)))
 
 
@@ -238,6 +249,7 @@ class Transformer(nn.Module):
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.rope_theta = rope_theta
         self.layers = nn.ModuleList(
             Block(dim, num_heads, ffn_dim, rope_theta, dropout) for _ in range(num_layers)
         )
@@ -258,13 +270,14 @@ class Transformer(nn.Module):
         mask: torch.Tensor | None = None,
         caches: list[RingKVCache] | None = None,
     ) -> torch.Tensor:
+        rope = rope_tables(positions, x.shape[-1] // self.num_heads, self.rope_theta, x.dtype)
         for i, layer in enumerate(self.layers):
             if caches is not None:
-                x = layer(x, positions, None, caches[i])
+                x = layer(x, rope, None, caches[i])
             elif self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, positions, mask, use_reentrant=False)
+                x = checkpoint(layer, x, rope, mask, use_reentrant=False)
             else:
-                x = layer(x, positions, mask)
+                x = layer(x, rope, mask)
         return self.norm(x)
 
 
