@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from harness.audio import first_audible_sample
-from harness.backend import Backend, OutputChunk, Option, Session
+from harness.backend import Backend, Option, OutputChunk, Session
 from harness.hookspecs import hookimpl
 
 
@@ -25,7 +25,9 @@ class LoopbackBackend(Backend):
     options = {
         "delay_ms": Option(float, 0.0, "time from end of input to the first output chunk", min=0),
         "chunk_ms": Option(float, 20.0, "output chunk length", min=1),
-        "rtf": Option(float, 0.0, "output production speed: chunk k is ready at delay + k*chunk_ms*rtf", min=0),
+        "rtf": Option(
+            float, 0.0, "output production speed: chunk k is ready at delay + k*chunk_ms*rtf", min=0
+        ),
         "trim": Option(bool, True, "start the answer at the input's first audible sample"),
         "fail": Option(str, "none", "misbehave on purpose", choices=("none", "crash", "hang")),
         "every": Option(int, 1, "with fail=: fail on every N-th session (1 = all)", min=1),

@@ -57,7 +57,9 @@ def write_audio(path: str | Path, x: np.ndarray, sr: int) -> None:
     sf.write(str(path), np.asarray(x, dtype=np.float32), sr, subtype="FLOAT")
 
 
-def first_audible_sample(x: np.ndarray, sr: int, dbfs: float = AUDIBLE_DBFS, window_s: float = AUDIBLE_WINDOW_S) -> int | None:
+def first_audible_sample(
+    x: np.ndarray, sr: int, dbfs: float = AUDIBLE_DBFS, window_s: float = AUDIBLE_WINDOW_S
+) -> int | None:
     """Index of the first audible sample, or ``None`` if the signal never becomes audible.
 
     The first 10 ms window (sliding by one sample) whose RMS reaches ``dbfs`` is found; inside it, the first sample

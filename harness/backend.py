@@ -62,7 +62,9 @@ class Option:
                 f"{', '.join(map(str, self.choices))} but got {value!r}"
             )
         if self.min is not None and value is not None and value < self.min:
-            raise OptionError(f"Expected option `{name}` of backend `{backend}` to be >= {self.min} but got {value!r}")
+            raise OptionError(
+                f"Expected option `{name}` of backend `{backend}` to be >= {self.min} but got {value!r}"
+            )
         return value
 
 
@@ -125,8 +127,13 @@ class Backend(ABC):
         unknown = sorted(set(raw) - set(cls.options))
         if unknown:
             known = ", ".join(sorted(cls.options)) or "(none)"
-            raise OptionError(f"Unknown option {unknown[0]!r} for backend `{cls.name}`; known options: {known}")
-        return {key: opt.parse(cls.name, key, raw[key]) if key in raw else opt.default for key, opt in cls.options.items()}
+            raise OptionError(
+                f"Unknown option {unknown[0]!r} for backend `{cls.name}`; known options: {known}"
+            )
+        return {
+            key: opt.parse(cls.name, key, raw[key]) if key in raw else opt.default
+            for key, opt in cls.options.items()
+        }
 
     @classmethod
     def weights_status(cls) -> tuple[bool | None, str]:
@@ -191,7 +198,9 @@ class ThreadedSession(Session):
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-worker", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"{type(self).__name__}-worker", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:

@@ -115,11 +115,15 @@ def read_manifest(path: str | Path) -> list[Utterance]:
                 rec[key] = str(path.parent / rec[key])
         if "id" not in rec:
             raise ValueError(f"{path}:{lineno}: manifest line has no 'id'")
-        out.append(Utterance(**rec, extra={**rec.pop("extra", {}), **extra} if extra else rec.pop("extra", {})))
+        out.append(
+            Utterance(**rec, extra={**rec.pop("extra", {}), **extra} if extra else rec.pop("extra", {}))
+        )
     return out
 
 
-def load_utterances(data: str, split: str | None = None, limit: int | None = None, **options: Any) -> list[Utterance]:
+def load_utterances(
+    data: str, split: str | None = None, limit: int | None = None, **options: Any
+) -> list[Utterance]:
     """Utterances of a registered dataset or a manifest path, optionally one split and the first ``limit``."""
     registry = dataset_registry()
     if data in registry:
@@ -128,7 +132,9 @@ def load_utterances(data: str, split: str | None = None, limit: int | None = Non
         utts = read_manifest(data)
     else:
         known = ", ".join(sorted(registry))
-        raise ValueError(f"Unknown dataset {data!r}; known datasets: {known} (or pass a manifest .jsonl path)")
+        raise ValueError(
+            f"Unknown dataset {data!r}; known datasets: {known} (or pass a manifest .jsonl path)"
+        )
     if split:
         utts = [u for u in utts if u.split == split]
     if limit is not None:

@@ -1,9 +1,164 @@
-"""pytest plugin (entry point ``pytest11``): ``pytest suites/ --backend=SPEC``."""
+"""pytest plugin (entry point ``pytest11``): ``pytest suites/ --backend=SPEC [--backend=SPEC ...]``.
+
+All ``--backend`` values are measured in **one** run, interleaved (A B A B ...), once per pytest session; suite
+tests receive that run and assert its integrity. Timing thresholds are never asserted: numbers go to the run
+folder and the terminal summary, and regressions are judged by gates.
+"""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+import pytest
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer but got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer but got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}")
+    return value
+
+
+def _backend_spec(text: str) -> str:
+    from .backend import BackendSpec, OptionError
+
+    try:
+        return str(BackendSpec.parse(text))
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def pytest_addoption(parser):
-    group = parser.getgroup("s2s-bench", "speech-to-speech benchmark")
-    group.addoption("--backend", action="append", default=[], metavar="SPEC",
-                    help="backend to measure, NAME[:key=value,...] (repeatable)")
+    group = parser.getgroup("s2s-bench", "speech-to-speech benchmark (s2s-bench)")
+    group.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        type=_backend_spec,
+        metavar="SPEC",
+        help="backend to measure, NAME[:key=value,...] (repeatable; measured side by side)",
+    )
+    group.addoption(
+        "--s2s-data",
+        default="synthetic-clips",
+        metavar="NAME_OR_MANIFEST",
+        help="dataset name or manifest path (default: synthetic-clips)",
+    )
+    group.addoption("--s2s-split", default=None, help="only this split of the data")
+    group.addoption(
+        "--s2s-limit", type=_positive_int, default=12, metavar="N", help="first N utterances (default 12)"
+    )
+    group.addoption(
+        "--s2s-pacing",
+        choices=("realtime", "fast"),
+        default="realtime",
+        help="input pacing (default realtime)",
+    )
+    group.addoption(
+        "--s2s-concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="simultaneous sessions per backend (default 1)",
+    )
+    group.addoption(
+        "--s2s-chunk-ms",
+        type=_positive_float,
+        default=20.0,
+        metavar="MS",
+        help="input chunk length (default 20)",
+    )
+    group.addoption(
+        "--s2s-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds allowed for an answer after the end of input (default 60)",
+    )
+    group.addoption(
+        "--s2s-out", default=None, metavar="DIR", help="run folder (default reports/runs/pytest-DATE-TIME)"
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "s2s_backend_key" in metafunc.fixturenames:
+        specs = metafunc.config.getoption("backend")
+        metafunc.parametrize(
+            "s2s_backend_key",
+            specs
+            or [
+                pytest.param(
+                    None,
+                    marks=pytest.mark.skip(
+                        reason="no backend given: run with --backend=NAME[:key=value,...]"
+                    ),
+                )
+            ],
+            scope="session",
+        )
+
+
+@pytest.fixture(scope="session")
+def s2s_run(request):
+    """The session's run folder (a :class:`harness.results.Run`), measured once for all ``--backend`` values."""
+    from datetime import datetime
+
+    from .results import load_run
+    from .runner import run_benchmark
+
+    cfg = request.config
+    specs = cfg.getoption("backend")
+    if not specs:
+        pytest.skip("no backend given: run with --backend=NAME[:key=value,...]")
+    out = cfg.getoption("s2s_out") or Path("reports/runs") / (
+        "pytest-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    path = run_benchmark(
+        specs,
+        cfg.getoption("s2s_data"),
+        split=cfg.getoption("s2s_split"),
+        limit=cfg.getoption("s2s_limit"),
+        pacing=cfg.getoption("s2s_pacing"),
+        chunk_ms=cfg.getoption("s2s_chunk_ms"),
+        concurrency=cfg.getoption("s2s_concurrency"),
+        timeout_s=cfg.getoption("s2s_timeout"),
+        out=out,
+        progress=False,
+    )
+    run = load_run(path)
+    cfg._s2s_runs = [*getattr(cfg, "_s2s_runs", []), run]
+    return run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    runs = getattr(config, "_s2s_runs", [])
+    if not runs:
+        return
+    from .display import failure_lines, summary_table
+
+    tr = terminalreporter
+    for run in runs:
+        tr.section(f"s2s-bench: {run.path}")
+        settings = run.meta["settings"]
+        tr.write_line(
+            f"data={run.meta['data']['name']} n={run.meta['data']['n']} pacing={settings['pacing']} "
+            f"chunk={settings['chunk_ms']:g} ms concurrency={settings['concurrency']}"
+        )
+        for line in summary_table(run.summary).splitlines():
+            tr.write_line(line)
+        for line in failure_lines(run.summary):
+            tr.write_line("failed: " + line)

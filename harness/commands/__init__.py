@@ -2,4 +2,5 @@
 
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
+    "harness.commands.run_cmd",
 )

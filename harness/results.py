@@ -1,0 +1,162 @@
+"""Run folders: run.json (metadata + summaries), events.jsonl, outputs/ (see docs/run-format.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .events import read_events
+
+SCHEMA = "s2s-bench.run/1"
+_VERSION_PACKAGES = (
+    "s2s-bench",
+    "numpy",
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "soundfile",
+    "soxr",
+    "pluggy",
+)
+
+
+def slug(key: str) -> str:
+    """A backend key as a folder name."""
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", key)
+
+
+def machine_info() -> dict:
+    info = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "gpu": None,
+    }
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gb"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    import sys
+
+    if "torch" in sys.modules:  # only if a backend already imported it: never pay torch's import for this
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine_class(info: dict) -> str:
+    """What must match for two runs' timings to be comparable: CPU model, core count and GPU."""
+    return f"{info.get('cpu')}|{info.get('cpu_count')}|{info.get('gpu')}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in _VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_info(path: Path | None = None) -> dict:
+    cwd = str(path or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """A run folder, read back."""
+
+    path: Path
+
+    @cached_property
+    def meta(self) -> dict:
+        f = self.path / "run.json"
+        if not f.exists():
+            raise FileNotFoundError(f"{self.path} is not a run folder (no run.json)")
+        return json.loads(f.read_text(encoding="utf-8"))
+
+    @cached_property
+    def events(self) -> list[dict]:
+        return read_events(self.path / "events.jsonl")
+
+    @property
+    def summary(self) -> dict:
+        return self.meta.get("summary", {})
+
+    @property
+    def backend_keys(self) -> list[str]:
+        return [b["key"] for b in self.meta.get("backends", [])]
+
+    def utterance_ids(self, backend_key: str) -> list[str]:
+        seen = []
+        for ev in self.events:
+            if ev.get("e") == "utt_end" and ev["b"] == backend_key and ev["u"] not in seen:
+                seen.append(ev["u"])
+        return seen
+
+    def output_path(self, backend_key: str, utt_id: str) -> Path:
+        return self.path / "outputs" / slug(backend_key) / f"{utt_id}.wav"
+
+    def output_audio(self, backend_key: str, utt_id: str) -> tuple[np.ndarray, int]:
+        from .audio import read_audio
+
+        return read_audio(self.output_path(backend_key, utt_id))
+
+
+def load_run(run_dir: str | Path) -> Run:
+    run = Run(Path(run_dir))
+    run.meta  # noqa: B018 - fail early on a folder that is not a run
+    return run

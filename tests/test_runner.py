@@ -1,0 +1,178 @@
+"""The runner: fault handling, pacing, bad input, resume after a kill, rescore."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from harness.data import Utterance
+from harness.events import read_events
+from harness.latency import summarize
+from harness.results import load_run
+from harness.runner import RunError, run_benchmark
+
+
+def clips(n=6, seconds=0.3, sr=16000):
+    rng = np.random.default_rng(1)
+    return [
+        Utterance(
+            id=f"c{i}",
+            sample_rate=sr,
+            duration_s=seconds,
+            audio_array=(0.2 * rng.standard_normal(int(seconds * sr))).astype(np.float32),
+        )
+        for i in range(n)
+    ]
+
+
+def run(tmp_path, backends, utts=None, **kw):
+    kw.setdefault("pacing", "fast")
+    kw.setdefault("progress", False)
+    return load_run(run_benchmark(backends, utterances=utts or clips(), out=tmp_path / "run", **kw))
+
+
+def test_crash_every_third_fails_a_third_with_reasons(tmp_path):
+    r = run(tmp_path, ["loopback:fail=crash,every=3"], clips(12))
+    s = r.summary["loopback:fail=crash,every=3"]
+    assert (s["n"], s["n_ok"], s["n_failed"]) == (12, 8, 4)
+    assert all(f["kind"] == "crash" and "planned crash" in f["reason"] for f in s["failures"])
+
+
+def test_hang_is_cut_by_the_timeout_and_the_run_goes_on(tmp_path):
+    r = run(tmp_path, ["loopback:fail=hang,every=2"], clips(4), timeout_s=0.3)
+    s = r.summary["loopback:fail=hang,every=2"]
+    assert s["n_ok"] == 2 and s["n_failed"] == 2
+    assert all(f["kind"] == "hang" and "poll" in f["reason"] for f in s["failures"])
+
+
+def test_slow_answer_is_a_timeout(tmp_path):
+    r = run(tmp_path, ["loopback:delay_ms=5000"], clips(1), timeout_s=0.2, warmup=0)
+    (failure,) = r.summary["loopback:delay_ms=5000"]["failures"]
+    assert failure["kind"] == "timeout"
+
+
+def test_bad_input_is_named_and_skipped(tmp_path):
+    good = clips(2)
+    nan = np.full(8000, np.nan, np.float32)
+    bad = [
+        Utterance(id="nan", sample_rate=16000, audio_array=nan),
+        Utterance(id="empty", sample_rate=16000, audio_array=np.zeros(0, np.float32)),
+        Utterance(id="missing", audio_path=str(tmp_path / "nope.wav")),
+    ]
+    r = run(tmp_path, ["loopback"], good + bad)
+    s = r.summary["loopback"]
+    assert s["n_ok"] == 2
+    reasons = {f["utt"]: f["reason"] for f in s["failures"]}
+    assert "NaN" in reasons["nan"] and "no samples" in reasons["empty"] and "nope.wav" in reasons["missing"]
+
+
+def test_realtime_pacing_never_delivers_early(tmp_path):
+    utts = clips(2, seconds=0.2)
+    r = run(tmp_path, ["loopback:delay_ms=30"], utts, pacing="realtime", chunk_ms=20)
+    for u in ("c0", "c1"):
+        evs = [e for e in r.events if e.get("u") == u]
+        t0 = next(e["t"] for e in evs if e["e"] == "utt_start")
+        pushes = [e for e in evs if e["e"] == "push"]
+        assert len(pushes) == 10 and sum(e["n"] for e in pushes) == 3200
+        for i, e in enumerate(pushes):  # chunk i is complete only 20*(i+1) ms after the speaker started
+            assert e["t"] - t0 >= (i + 1) * 20_000_000
+    ttfa = r.summary["loopback:delay_ms=30"]["ttfa_ms"]
+    assert ttfa["n"] == 2 and ttfa["min"] >= 30.0  # the answer cannot come before the delay
+
+
+def test_outputs_are_saved_and_equal_the_trimmed_input(tmp_path):
+    utts = clips(1)
+    r = run(tmp_path, ["loopback"], utts)
+    audio, sr = r.output_audio("loopback", "c0")
+    assert sr == 16000
+    np.testing.assert_allclose(audio, utts[0].audio_array, atol=1e-7)
+
+
+def test_rescore_from_the_event_log_alone_is_exact(tmp_path):
+    r = run(tmp_path, ["loopback:delay_ms=10", "loopback:fail=crash,every=2"], clips(4))
+    assert json.dumps(summarize(read_events(r.path / "events.jsonl")), sort_keys=True) == json.dumps(
+        r.summary, sort_keys=True
+    )
+
+
+def test_backends_are_interleaved(tmp_path):
+    r = run(tmp_path, ["loopback", "loopback:delay_ms=1"], clips(3))
+    order = [e["b"] for e in r.events if e["e"] == "utt_start"]
+    assert order == ["loopback", "loopback:delay_ms=1"] * 3
+
+
+def test_a_folder_holding_a_run_needs_resume(tmp_path):
+    run(tmp_path, ["loopback"], clips(1))
+    with pytest.raises(RunError, match="--resume"):
+        run(tmp_path, ["loopback"], clips(1))
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run(tmp_path, ["loopback"], clips(2))
+    with pytest.raises(RunError, match="settings differ"):
+        run(tmp_path, ["loopback"], clips(2), chunk_ms=40, resume=True)
+
+
+def test_backend_that_cannot_load_fails_its_utterances_and_others_go_on(tmp_path, monkeypatch):
+    from backends.loopback import LoopbackBackend
+
+    def broken_load(self):
+        if self.opts["delay_ms"] == 7:
+            raise RuntimeError("weights missing at /nowhere")
+
+    monkeypatch.setattr(LoopbackBackend, "load", broken_load)
+    r = run(tmp_path, ["loopback:delay_ms=7", "loopback"], clips(2))
+    assert r.summary["loopback"]["n_ok"] == 2
+    s = r.summary["loopback:delay_ms=7"]
+    assert s["n_failed"] == 2 and all("weights missing" in f["reason"] for f in s["failures"])
+
+
+def test_killed_run_resumes_without_losing_or_redoing_anything(tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--backend",
+        "loopback:delay_ms=20",
+        "--limit",
+        "10",
+        "--pacing",
+        "realtime",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""},
+    )
+    deadline = time.monotonic() + 120
+    finished_first = set()
+    while time.monotonic() < deadline and len(finished_first) < 3:
+        time.sleep(0.2)
+        finished_first = {e["u"] for e in read_events(out / "events.jsonl") if e["e"] == "utt_end"}
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 3 <= len(finished_first) < 10, "the run was not interrupted midway"
+
+    subprocess.run(
+        cmd + ["--resume"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""},
+    )
+    r = load_run(out)
+    s = r.summary["loopback:delay_ms=20"]
+    assert s["n"] == 10 and s["n_ok"] == 10
+    ends = [e for e in r.events if e["e"] == "utt_end"]
+    assert len({e["u"] for e in ends}) == 10 and len(ends) == 10  # nothing redone, nothing lost
+    assert r.meta["status"] == "complete"
