@@ -9,9 +9,11 @@ GPUs (DDP, or FSDP for ``base``), bf16::
 
     torchrun --nproc_per_node 8 -m custom_model.train_s2s --preset base --strategy fsdp --precision bf16 ...
 
-``OUT/last.pt`` holds everything needed to resume (model, EMA, optimizer, step, RNG); running the same command again
-resumes. SIGTERM/SIGINT save a checkpoint at the next step and exit cleanly. ``OUT/log.jsonl`` has one line per log
-step (and TensorBoard event files when ``tensorboard`` is installed). Export the EMA weights for inference with::
+The loop is ours; the chores (devices, DDP/FSDP, bf16 autocast, checkpoints, EMA, SIGTERM, logs, progress) are the
+shared :mod:`custom_model.trainer`'s. ``OUT/checkpoint.pt`` holds everything needed to resume (model, EMA,
+optimizer, step, the batch sampler's RNG); running the same command again resumes. SIGTERM/SIGINT save a checkpoint
+at the next step and exit cleanly. ``OUT/metrics.jsonl`` has one line per log step (and TensorBoard event files when
+``tensorboard`` is installed). Export the EMA weights for inference with::
 
     python -m custom_model.train_s2s --out runs/s2s-small --export custom_model/checkpoints/s2s-small
 """
@@ -21,28 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
 
 from custom_model.s2s import S2SConfig, S2SModel, config_preset, delay_codes
 from custom_model.s2s.model import masked_cross_entropy
 from custom_model.s2s_data import PairLayout, TokenPair, prepare_pairs
-
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
-"""Whole, unsharded state on CPU, whatever the wrapper (plain, DDP, FSDP)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,8 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights (0 = no EMA)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp", help="under torchrun")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 on CUDA, fp32 on CPU",
+    )
+    p.add_argument(
+        "--strategy", choices=("auto", "none", "ddp", "fsdp"), default="auto", help="auto: DDP under torchrun"
+    )
     p.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute temporal layers in backward"
     )
@@ -93,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
-        "--export", type=Path, default=None, help="write OUT/last.pt's EMA weights here (fp16) and exit"
+        "--export", type=Path, default=None, help="write OUT/checkpoint.pt's EMA weights here (fp16) and exit"
     )
     return p
 
@@ -144,23 +142,45 @@ def evaluate(model: S2SModel, pairs: list[TokenPair], device, batch_size: int = 
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------------
+class _RandomState:
+    """The batch sampler's ``random.Random`` as a checkpointable object (a resumed run draws the same batches)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def state_dict(self) -> dict:
+        return {"state": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        version, internal, gauss = state["state"]
+        self.rng.setstate((version, tuple(internal), gauss))
+
+
 def export(out: Path, target: Path) -> Path:
-    """Write the EMA (or raw) weights of ``out/last.pt`` as an fp16 inference checkpoint with its training info."""
-    ckpt_path = out / "last.pt"
+    """Write the EMA weights of ``out/checkpoint.pt`` as an fp16 inference checkpoint plus ``training.json``."""
+    from custom_model.trainer import CHECKPOINT_NAME
+
+    ckpt_path = out / CHECKPOINT_NAME
     if not ckpt_path.exists():
         raise SystemExit(f"No checkpoint to export: {ckpt_path} does not exist")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    model = S2SModel(S2SConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["ema"] or ckpt["model"])
-    model.config.dropout = 0.0
+    extra = ckpt["extra"]
+    model = S2SModel(S2SConfig.from_dict({**extra["config"], "dropout": 0.0}))
+    model.load_state_dict(ckpt["models"]["model"])
+    ema = ckpt["others"].get("ema")
+    if ema:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(ema["shadow"][name])
     model.save_pretrained(target, dtype=torch.float16)
-    info = {k: ckpt[k] for k in ("step", "args", "eval", "codec_digest", "elapsed_s") if k in ckpt}
-    info["weights"] = "ema" if ckpt["ema"] else "raw"
+    info = {"step": ckpt["step"], "weights": "ema" if ema else "raw"}
+    info.update({k: v for k, v in extra.items() if k != "config"})
     (target / "training.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return target
 
 
 def lr_at(step: int, args) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to ``min_lr`` at ``steps``."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     progress = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
@@ -168,28 +188,19 @@ def lr_at(step: int, args) -> float:
 
 
 def train(args: argparse.Namespace) -> Path:
-    import torch.distributed as dist
-
-    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-    rank, world = 0, 1
-    device = torch.device("cpu")
-    if distributed:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if torch.cuda.is_available():
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(device)
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    main = rank == 0
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
+    """Train (or resume) in ``args.out``; returns the checkpoint path."""
     from custom_model.s2s_data import codec_digest, load_codec
+    from custom_model.trainer import EMA, Trainer, TrainerConfig
 
+    trainer = Trainer(
+        TrainerConfig(
+            out_dir=str(args.out),
+            strategy=args.strategy,
+            precision=args.precision,
+            seed=args.seed,
+            cpu_threads=args.threads,
+        )
+    )
     layout = PairLayout(gap_ms=args.gap_ms, tail_ms=args.tail_ms)
     pairs = prepare_pairs(
         args.pairs,
@@ -197,44 +208,26 @@ def train(args: argparse.Namespace) -> Path:
         splits=(args.train_split, args.eval_split),
         layout=layout,
         cache_dir=args.cache_dir,
-        progress=main and not args.no_progress,
+        progress=trainer.is_main and not args.no_progress,
         limit=args.limit,
     )
     train_pairs = [p for p in pairs if p.split == args.train_split]
     eval_pairs = [p for p in pairs if p.split == args.eval_split]
     if not train_pairs:
         raise SystemExit(f"No training pairs in split {args.train_split!r} of {args.pairs!r}")
-    card = int(load_codec(args.codec).codebook_size)
 
-    ckpt_path = out / "last.pt"
-    resume = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
-    if resume is not None:
-        config = S2SConfig.from_dict(resume["config"])
+    config_file = Path(args.out) / "config.json"
+    if config_file.exists():  # resuming: the run's own architecture, whatever --preset says now
+        config = S2SConfig.from_dict(json.loads(config_file.read_text()))
     else:
+        card = int(load_codec(args.codec).codebook_size)
         config = config_preset(args.preset, card=card, gradient_checkpointing=args.gradient_checkpointing)
-    torch.manual_seed(args.seed + rank)
-    model = S2SModel(config).to(device)
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-
-    wrapped: torch.nn.Module = model
-    if distributed and args.strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for block in [*model.temporal.layers, *model.depth.layers]:
-            fully_shard(block)
-        wrapped = fully_shard(model)
-    elif distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    # EMA of every floating tensor, laid out like the model's own (sharded under FSDP).
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items() if v.is_floating_point()}
-    ema = ema if args.ema > 0 else None
-    if resume is not None and ema is not None and resume.get("ema"):
-        for k, v in ema.items():
-            v.copy_(_like(resume["ema"][k].to(device), v))
+        if trainer.is_main:
+            config_file.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    torch.manual_seed(args.seed)  # the same initial weights on every rank, however the data was prepared
+    model = S2SModel(config).to(trainer.device)
+    ema = EMA(model, decay=args.ema) if args.ema > 0 else None
+    wrapped = trainer.wrap(model, fsdp_units=[*model.temporal.layers, *model.depth.layers])
 
     decay, no_decay = [], []
     for name, p in wrapped.named_parameters():
@@ -245,141 +238,66 @@ def train(args: argparse.Namespace) -> Path:
         betas=(0.9, 0.95),
         foreach=True,
     )
-    step = 0
-    elapsed = 0.0
-    rng = random.Random(args.seed * 1000 + rank)
-    if resume is not None:
-        set_optimizer_state_dict(wrapped, opt, resume["optimizer"], options=FULL)
-        step = resume["step"]
-        elapsed = resume.get("elapsed_s", 0.0)
-        rng.setstate(resume["rng"][rank] if rank < len(resume["rng"]) else resume["rng"][0])
-        if main:
-            print(f"resumed from {ckpt_path} at step {step}")
+    rng = random.Random(args.seed * 1000 + trainer.rank)
+    models, optims = {"model": wrapped}, {"model": opt}
+    others = {"rng": _RandomState(rng), **({"ema": ema} if ema else {})}
+    start = trainer.load_checkpoint(models, optims, others)
+    extra = {
+        "config": config.to_dict(),
+        "args": vars(args),
+        "codec_digest": codec_digest(args.codec),
+        "pairs": {"train": len(train_pairs), "test": len(eval_pairs)},
+        "eval": getattr(trainer, "resumed_extra", {}).get("eval", {}),
+    }
 
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    writer = None
-    if main:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(out / "tb"))
-        except Exception:  # tensorboard is optional ([train] extra)
-            writer = None
-    log = (out / "log.jsonl").open("a") if main else None
-    digest = codec_digest(args.codec) if main else None
-    last_eval: dict = resume.get("eval", {}) if resume is not None else {}
-
-    def save() -> None:
-        state = get_model_state_dict(wrapped, options=FULL)
-        optim_state = get_optimizer_state_dict(wrapped, opt, options=FULL)
-        ema_full = {k: _full(v).cpu() for k, v in ema.items()} if ema else None
-        rng_states = [rng.getstate()]
-        if distributed:
-            gathered = [None] * world
-            dist.all_gather_object(gathered, rng.getstate())
-            rng_states = gathered
-        if not main:
-            return
-        ckpt = {
-            "config": config.to_dict(),
-            "model": state,
-            "ema": ema_full,
-            "optimizer": optim_state,
-            "step": step,
-            "rng": rng_states,
-            "args": vars(args),
-            "eval": last_eval,
-            "codec_digest": digest,
-            "elapsed_s": elapsed,
-        }
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        tmp.replace(ckpt_path)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=args.steps, initial=step, disable=not main or args.no_progress, desc="train s2s")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    last_step = min(args.steps, args.until) if args.until is not None else args.steps
     wrapped.train()
     t_last = time.perf_counter()
-    last_step = min(args.steps, args.until) if args.until is not None else args.steps
-    while step < last_step and not stop["flag"]:
-        t0 = time.perf_counter()
+    done = start
+    for step in trainer.progress(range(start, last_step), total=args.steps, initial=start, desc="train s2s"):
         batch = rng.sample(train_pairs, min(args.batch_size, len(train_pairs)))
-        user, steps, mask = (t.to(device) for t in make_batch(batch, config.silence_id, config.context, rng))
+        user, steps, mask = (
+            t.to(trainer.device) for t in make_batch(batch, config.silence_id, config.context, rng)
+        )
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
-        with autocast:
+        with trainer.autocast():
             loss = masked_cross_entropy(wrapped(user, steps), steps, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), args.grad_clip)
         opt.step()
         if ema is not None:
-            with torch.no_grad():
-                live = model.state_dict()
-                torch._foreach_lerp_(
-                    list(ema.values()), [live[k].detach().float() for k in ema], 1 - args.ema
-                )
-        step += 1
-        elapsed += time.perf_counter() - t0
-        bar.update(1)
-        if main and step % args.log_every == 0:
-            rec = {
-                "step": step,
-                "loss": round(loss.item(), 4),
-                "lr": lr_at(step, args),
-                "grad_norm": round(float(grad_norm), 3),
-                "s_per_step": round((time.perf_counter() - t_last) / args.log_every, 3),
+            ema.update(model)
+        done = step + 1
+        if done % args.log_every == 0:
+            now = time.perf_counter()
+            trainer.log(
+                done,
+                {
+                    "train/loss": loss.item(),
+                    "train/lr": lr_at(step, args),
+                    "train/grad_norm": float(grad_norm),
+                    "train/s_per_step": (now - t_last) / args.log_every,
+                },
+            )
+            t_last = now
+        if eval_pairs and done % args.eval_every == 0:  # every rank: FSDP forwards are collective
+            extra["eval"] = {
+                "step": done,
+                "test": evaluate(model, eval_pairs, trainer.device),
+                "train": evaluate(model, train_pairs[: len(eval_pairs)], trainer.device),
             }
-            t_last = time.perf_counter()
-            bar.set_postfix(loss=rec["loss"])
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            if writer:
-                writer.add_scalar("train/loss", rec["loss"], step)
-        if step % args.eval_every == 0 and eval_pairs:  # every rank: FSDP forwards are collective
-            last_eval = {
-                "step": step,
-                "test": evaluate(model, eval_pairs, device),
-                "train": evaluate(model, train_pairs[: len(eval_pairs)], device),
-            }
-        if step % args.eval_every == 0 and eval_pairs and main:
-            log.write(json.dumps({"eval": last_eval}) + "\n")
-            log.flush()
-            if writer:
-                for split in ("train", "test"):
-                    for key, value in last_eval[split].items():
-                        writer.add_scalar(f"{split}/{key}", value, step)
-        if step % args.save_every == 0:
-            save()
-    save()
-    bar.close()
-    if main:
-        print(f"{'stopped' if stop['flag'] else 'finished'} at step {step}; checkpoint {ckpt_path}")
-    if distributed:
-        dist.destroy_process_group()
-    return ckpt_path
-
-
-def _full(t: torch.Tensor) -> torch.Tensor:
-    """A full tensor from a possibly sharded one (FSDP's DTensor); collective under FSDP."""
-    return t.full_tensor() if hasattr(t, "full_tensor") else t
-
-
-def _like(full: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``full`` laid out like ``target`` (sharded the same way when ``target`` is a DTensor)."""
-    if hasattr(target, "device_mesh"):
-        from torch.distributed.tensor import distribute_tensor
-
-        return distribute_tensor(full, target.device_mesh, target.placements)
-    return full
+            trainer.log(done, {f"eval_{s}/{k}": v for s in ("train", "test") for k, v in extra["eval"][s].items()})
+        stop = trainer.should_stop()
+        if stop or done % args.save_every == 0 or done == last_step:
+            trainer.save_checkpoint(done, models, optims, others, extra=extra)
+        if stop:
+            break
+    trainer.close()
+    if trainer.is_main:
+        print(f"stopped at step {done}" if trainer.stop_requested else f"reached step {done}")
+    return trainer.checkpoint_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,24 +73,24 @@ def test_tiny_model_trains_resumes_and_exports(tmp_path):
         "1",
     ]
     assert train_s2s.main([*common, "--steps", "8", "--until", "5"]) == 0
-    first = torch.load(out / "last.pt", weights_only=False)
+    first = torch.load(out / "checkpoint.pt", weights_only=False)
     assert first["step"] == 5
-    assert set(first["eval"]) == {"step", "train", "test"}
+    assert set(first["extra"]["eval"]) == {"step", "train", "test"}
     assert train_s2s.main([*common, "--steps", "8"]) == 0
-    resumed = torch.load(out / "last.pt", weights_only=False)
+    resumed = torch.load(out / "checkpoint.pt", weights_only=False)
     assert resumed["step"] == 8
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in log if "loss" in r]
-    assert [r["step"] for r in log if "step" in r and "loss" in r] == list(range(1, 9))  # resumed at 6, not 1
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train/loss"] for r in log if "train/loss" in r]
+    assert [r["step"] for r in log if "train/loss" in r] == list(range(1, 9))  # resumed at 6, not 1
     assert min(losses[-3:]) < losses[0]
 
     # A resumed run continues exactly where an uninterrupted one would be.
     straight = tmp_path / "straight"
     args = [a if a != str(out) else str(straight) for a in common]
     assert train_s2s.main([*args, "--steps", "8"]) == 0
-    uninterrupted = torch.load(straight / "last.pt", weights_only=False)
-    for key, value in uninterrupted["model"].items():
-        assert torch.allclose(value, resumed["model"][key], atol=1e-5), key
+    uninterrupted = torch.load(straight / "checkpoint.pt", weights_only=False)
+    for key, value in uninterrupted["models"]["model"].items():
+        assert torch.allclose(value, resumed["models"]["model"][key], atol=1e-5), key
 
     export = tmp_path / "export"
     assert train_s2s.main(["--out", str(out), "--export", str(export)]) == 0
