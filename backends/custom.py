@@ -37,11 +37,40 @@ def _missing_files(*folders: Path) -> list[str]:
     ]
 
 
+def resolve_codec_dir(s2s_dir: Path, codec: str) -> Path:
+    """The codec to use: ``codec`` if given, else the one shipped with the S2S checkpoint (``s2s/codec/``), else
+    the default codec checkpoint. An S2S model only understands the tokens of the codec it was trained with."""
+    if codec:
+        return Path(codec)
+    return s2s_dir / "codec" if (s2s_dir / "codec").is_dir() else DEFAULT_CODEC
+
+
+def check_codec_matches(s2s_dir: Path, codec_dir: Path) -> None:
+    """Refuse a codec other than the one the S2S model was trained with (``training.json``'s ``codec_digest``)."""
+    import json
+
+    from custom_model.s2s_data import codec_digest
+
+    info_file = s2s_dir / "training.json"
+    if not info_file.is_file():
+        return
+    expected = json.loads(info_file.read_text()).get("codec_digest")
+    actual = codec_digest(codec_dir)
+    if expected and actual != expected:
+        raise BackendError(
+            f"custom: the S2S model in {s2s_dir} was trained on the tokens of the codec with digest {expected}, "
+            f"but {codec_dir} has digest {actual}: pass codec= the codec it was trained with "
+            f"(usually {s2s_dir / 'codec'})"
+        )
+
+
 class CustomBackend(Backend):
     name = "custom"
     description = "our streaming codec + RQ-Transformer S2S (custom_model/), frame by frame"
     options = {
-        "codec": Option(str, str(DEFAULT_CODEC), "codec checkpoint folder (config.json, model.pt)"),
+        "codec": Option(
+            str, "", f"codec checkpoint folder; default: the S2S checkpoint's codec/, else {DEFAULT_CODEC}"
+        ),
         "s2s": Option(str, str(DEFAULT_S2S), "S2S checkpoint folder (config.json, model.pt)"),
         "weights": Option(
             str,
@@ -75,10 +104,11 @@ class CustomBackend(Backend):
 
     @classmethod
     def weights_status(cls) -> tuple[bool | None, str]:
-        missing = _missing_files(DEFAULT_CODEC, DEFAULT_S2S)
+        codec_dir = resolve_codec_dir(DEFAULT_S2S, "")
+        missing = _missing_files(DEFAULT_S2S, codec_dir)
         if missing:
             return False, "missing " + ", ".join(missing)
-        return True, f"codec {DEFAULT_CODEC}, s2s {DEFAULT_S2S}"
+        return True, f"s2s {DEFAULT_S2S}, codec {codec_dir}"
 
     @property
     def latency_only(self) -> bool:
@@ -104,15 +134,18 @@ class CustomBackend(Backend):
             codec = Codec(CodecConfig.preset(o["preset"]))
             model = S2SModel(config_preset(o["preset"], n_q=codec.n_q, card=codec.codebook_size))
         else:
-            codec_dir, s2s_dir = Path(o["codec"]), Path(o["s2s"])
-            missing = _missing_files(codec_dir, s2s_dir)
+            s2s_dir = Path(o["s2s"])
+            codec_dir = resolve_codec_dir(s2s_dir, o["codec"])
+            missing = _missing_files(s2s_dir, codec_dir)
             if missing:
                 raise BackendError(
-                    "custom: checkpoint files not found: " + ", ".join(missing) + ". Expected a codec folder "
-                    f"(codec=, default {DEFAULT_CODEC}) and an S2S folder (s2s=, default {DEFAULT_S2S}), each with "
-                    "config.json and model.pt: train them with `python -m custom_model.train_codec` and "
-                    "`python -m custom_model.train_s2s`, or measure the architecture with weights=random."
+                    "custom: checkpoint files not found: " + ", ".join(missing) + ". Expected an S2S folder "
+                    f"(s2s=, default {DEFAULT_S2S}) and a codec folder (codec=, default the S2S folder's codec/, "
+                    f"else {DEFAULT_CODEC}), each with config.json and model.pt: train them with "
+                    "`python -m custom_model.train_codec` and `python -m custom_model.train_s2s`, or measure the "
+                    "architecture with weights=random."
                 )
+            check_codec_matches(s2s_dir, codec_dir)
             codec = Codec.from_pretrained(codec_dir, map_location="cpu")
             model = S2SModel.from_pretrained(s2s_dir, map_location="cpu")
         c = model.config

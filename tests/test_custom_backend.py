@@ -133,3 +133,19 @@ def test_stereo_input_is_refused_clearly(checkpoints):
     with pytest.raises(ValueError, match="mono"):
         session.push(np.zeros((320, 2), np.float32))
     session.close()
+
+
+def test_the_codec_shipped_with_the_s2s_checkpoint_is_the_default(tmp_path):
+    s2s_dir = save_tiny_s2s(tmp_path / "s2s", card=64)
+    save_tiny_codec(s2s_dir / "codec")
+    backend = create_backend(f"custom:s2s={s2s_dir}")
+    backend.load()
+    assert backend.codec.codebook_size == 64
+
+
+def test_a_codec_other_than_the_training_one_is_refused(tmp_path, checkpoints):
+    codec_dir, _ = checkpoints
+    s2s_dir = save_tiny_s2s(tmp_path / "s2s", card=64)
+    (s2s_dir / "training.json").write_text('{"codec_digest": "0123456789abcdef"}')
+    with pytest.raises(BackendError, match="0123456789abcdef"):
+        create_backend(f"custom:s2s={s2s_dir},codec={codec_dir}").load()
