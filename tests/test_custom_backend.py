@@ -149,3 +149,39 @@ def test_a_codec_other_than_the_training_one_is_refused(tmp_path, checkpoints):
     (s2s_dir / "training.json").write_text('{"codec_digest": "0123456789abcdef"}')
     with pytest.raises(BackendError, match="0123456789abcdef"):
         create_backend(f"custom:s2s={s2s_dir},codec={codec_dir}").load()
+
+
+def test_passes_the_latency_suite_integrity_checks(checkpoints, tmp_path):
+    """The real suite, through the runner, on two synthetic clips (tiny random weights: the timings mean nothing)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    codec_dir, s2s_dir = checkpoints
+    root = Path(__file__).resolve().parents[1]
+    spec = f"custom:codec={codec_dir},s2s={s2s_dir},max_answer_s=0.3,seed=3"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/test_latency.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--backend",
+            spec,
+            "--s2s-limit",
+            "2",
+            "--s2s-pacing",
+            "fast",
+            "--s2s-out",
+            str(tmp_path / "run"),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "4 passed" in proc.stdout
