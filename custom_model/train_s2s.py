@@ -288,7 +288,9 @@ def train(args: argparse.Namespace) -> Path:
                 "test": evaluate(model, eval_pairs, trainer.device),
                 "train": evaluate(model, train_pairs[: len(eval_pairs)], trainer.device),
             }
-            trainer.log(done, {f"eval_{s}/{k}": v for s in ("train", "test") for k, v in extra["eval"][s].items()})
+            trainer.log(
+                done, {f"eval_{s}/{k}": v for s in ("train", "test") for k, v in extra["eval"][s].items()}
+            )
         stop = trainer.should_stop()
         if stop or done % args.save_every == 0 or done == last_step:
             trainer.save_checkpoint(done, models, optims, others, extra=extra)
