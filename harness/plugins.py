@@ -19,6 +19,7 @@ DEFAULT_PLUGINS = (
     "backends.cascade",
     "backends.seamless",
     "backends.speechgpt",
+    "backends.custom",
     "backends.remote",
     "harness.datasets",
     "harness.metrics.builtin",

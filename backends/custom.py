@@ -1,0 +1,288 @@
+"""``custom``: our own streaming codec + RQ-Transformer S2S model (``custom_model/``), frame by frame.
+
+Each session runs one worker thread. ``push()`` hands audio to it; every complete 20 ms frame is encoded by the
+streaming codec encoder and fed to the temporal transformer (one step, KV cache), which answers with the system's
+tokens for that step. Once the user's turn is over the model keeps stepping (the microphone hears silence) as fast
+as it can. Every complete system frame that belongs to the answer is decoded by the streaming codec decoder and
+handed out at once through ``poll()``. Marks: ``first_token`` when the model emits its first non-silence token
+(codebook 1), ``first_audio`` with the first decoded audio chunk. The model itself decides when to answer.
+
+``weights=random`` builds the architecture of ``preset`` with random weights: the answer is forced to start right
+after the end of input and to last ``random_answer_s``, so the latency of the architecture is measured with a fixed
+token count. Such runs are marked ``latency_only``: their audio means nothing.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.backend import Backend, BackendError, Option, OutputChunk, Session, ThreadedSession
+from harness.hookspecs import hookimpl
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "custom_model" / "checkpoints"
+DEFAULT_CODEC = CHECKPOINTS / "codec-small"
+DEFAULT_S2S = CHECKPOINTS / "s2s-small"
+CHECKPOINT_FILES = ("config.json", "model.pt")
+_END = object()
+
+
+def _missing_files(*folders: Path) -> list[str]:
+    return [
+        str(folder / name) for folder in folders for name in CHECKPOINT_FILES if not (folder / name).is_file()
+    ]
+
+
+def resolve_codec_dir(s2s_dir: Path, codec: str) -> Path:
+    """The codec to use: ``codec`` if given, else the one shipped with the S2S checkpoint (``s2s/codec/``), else
+    the default codec checkpoint. An S2S model only understands the tokens of the codec it was trained with."""
+    if codec:
+        return Path(codec)
+    return s2s_dir / "codec" if (s2s_dir / "codec").is_dir() else DEFAULT_CODEC
+
+
+def check_codec_matches(s2s_dir: Path, codec_dir: Path) -> None:
+    """Refuse a codec other than the one the S2S model was trained with (``training.json``'s ``codec_digest``)."""
+    import json
+
+    from custom_model.s2s_data import codec_digest
+
+    info_file = s2s_dir / "training.json"
+    if not info_file.is_file():
+        return
+    expected = json.loads(info_file.read_text()).get("codec_digest")
+    actual = codec_digest(codec_dir)
+    if expected and actual != expected:
+        raise BackendError(
+            f"custom: the S2S model in {s2s_dir} was trained on the tokens of the codec with digest {expected}, "
+            f"but {codec_dir} has digest {actual}: pass codec= the codec it was trained with "
+            f"(usually {s2s_dir / 'codec'})"
+        )
+
+
+class CustomBackend(Backend):
+    name = "custom"
+    description = "our streaming codec + RQ-Transformer S2S (custom_model/), frame by frame"
+    options = {
+        "codec": Option(
+            str, "", f"codec checkpoint folder; default: the S2S checkpoint's codec/, else {DEFAULT_CODEC}"
+        ),
+        "s2s": Option(str, str(DEFAULT_S2S), "S2S checkpoint folder (config.json, model.pt)"),
+        "weights": Option(
+            str,
+            "checkpoint",
+            "checkpoint, or random (architecture latency only)",
+            choices=("checkpoint", "random"),
+        ),
+        "preset": Option(
+            str, "small", "with weights=random: the S2S and codec preset", choices=("tiny", "small", "base")
+        ),
+        "device": Option(str, "cpu", "torch device: cpu, cuda, cuda:1, ..."),
+        "dtype": Option(str, "float32", "S2S weights dtype", choices=("float32", "bfloat16", "float16")),
+        "temperature": Option(float, 0.0, "sampling temperature (0 = greedy)", min=0),
+        "top_k": Option(int, 0, "sample among the k most likely tokens (0 = all)", min=0),
+        "seed": Option(int, 0, "sampling seed (each session starts from it)"),
+        "max_answer_s": Option(float, 10.0, "cut the answer after this many seconds", min=0.02),
+        "max_wait_s": Option(
+            float, 3.0, "give up when no answer has started this long after the input ended", min=0
+        ),
+        "end_silence_ms": Option(
+            float, 40.0, "the answer ends after this much silence from the model", min=20
+        ),
+        "random_answer_s": Option(float, 2.0, "with weights=random: length of the forced answer", min=0.02),
+        "threads": Option(
+            int,
+            1,
+            "torch intra-op threads, process-wide (per-frame ops are tiny: 1 is fastest; 0 = leave as is)",
+            min=0,
+        ),
+    }
+
+    def __init__(self, **opts: Any) -> None:
+        super().__init__(**opts)
+        self.codec = None
+        self.model = None
+
+    @classmethod
+    def weights_status(cls) -> tuple[bool | None, str]:
+        codec_dir = resolve_codec_dir(DEFAULT_S2S, "")
+        missing = _missing_files(DEFAULT_S2S, codec_dir)
+        if missing:
+            return False, "missing " + ", ".join(missing)
+        return True, f"s2s {DEFAULT_S2S}, codec {codec_dir}"
+
+    @property
+    def latency_only(self) -> bool:
+        return self.opts["weights"] == "random"
+
+    def load(self) -> None:
+        try:
+            import torch
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "The `custom` backend needs torch and vector-quantize-pytorch: pip install 's2s-bench[train]'"
+            ) from exc
+        from custom_model.codec import Codec, CodecConfig
+        from custom_model.s2s import S2SModel, config_preset
+
+        o = self.opts
+        if o["threads"]:
+            torch.set_num_threads(o["threads"])
+        self.device = torch.device(o["device"])
+        self.dtype = getattr(torch, o["dtype"])
+        if o["weights"] == "random":
+            torch.manual_seed(o["seed"])
+            codec = Codec(CodecConfig.preset(o["preset"]))
+            model = S2SModel(config_preset(o["preset"], n_q=codec.n_q, card=codec.codebook_size))
+        else:
+            s2s_dir = Path(o["s2s"])
+            codec_dir = resolve_codec_dir(s2s_dir, o["codec"])
+            missing = _missing_files(s2s_dir, codec_dir)
+            if missing:
+                raise BackendError(
+                    "custom: checkpoint files not found: " + ", ".join(missing) + ". Expected an S2S folder "
+                    f"(s2s=, default {DEFAULT_S2S}) and a codec folder (codec=, default the S2S folder's codec/, "
+                    f"else {DEFAULT_CODEC}), each with config.json and model.pt: train them with "
+                    "`python -m custom_model.train_codec` and `python -m custom_model.train_s2s`, or measure the "
+                    "architecture with weights=random."
+                )
+            check_codec_matches(s2s_dir, codec_dir)
+            codec = Codec.from_pretrained(codec_dir, map_location="cpu")
+            model = S2SModel.from_pretrained(s2s_dir, map_location="cpu")
+        c = model.config
+        if (c.n_q, c.card) != (codec.n_q, codec.codebook_size):
+            raise BackendError(
+                f"custom: the S2S model expects {c.n_q} x {c.card} codec tokens but the codec makes "
+                f"{codec.n_q} x {codec.codebook_size}: pass the codec the S2S model was trained with"
+            )
+        self.codec = codec.to(self.device).eval()
+        self.model = model.to(self.device, self.dtype).eval()
+        with torch.inference_mode():
+            silence = torch.zeros(1, 1, codec.frame_size * 16, device=self.device)
+            self.silence_codes = codec.encode(silence)[
+                :, :, -1
+            ]  # [1, n_q]: what the codec makes of digital silence
+
+    def warmup(self) -> None:
+        session = self.open_session(max_answer_frames=5)
+        rng = np.random.default_rng(0)
+        session.push((0.1 * rng.standard_normal(8000)).astype(np.float32))
+        session.end_input()
+        while not session.done:
+            session.poll(timeout=0.5)
+        session.close()
+
+    def open_session(self, max_answer_frames: int | None = None) -> Session:
+        if self.model is None:
+            self.load()
+        return _CustomSession(self, max_answer_frames)
+
+    def shutdown(self) -> None:
+        self.codec = self.model = None
+
+
+class _CustomSession(ThreadedSession):
+    """The worker consumes input frames as they come, steps the model and emits decoded answer frames at once."""
+
+    def __init__(self, backend: CustomBackend, max_answer_frames: int | None = None) -> None:
+        super().__init__()
+        self.backend = backend
+        self.inbox: queue.Queue = queue.Queue()
+        rate = backend.model.config.frame_rate
+        o = backend.opts
+        answer_s = o["random_answer_s"] if backend.latency_only else o["max_answer_s"]
+        self.max_answer_frames = max_answer_frames or max(1, int(round(answer_s * rate)))
+        self.max_wait_frames = int(round(o["max_wait_s"] * rate))
+        self.end_silence_frames = max(1, int(round(o["end_silence_ms"] / 1000 * rate)))
+        self.start()
+
+    def push(self, pcm: np.ndarray) -> None:
+        pcm = np.asarray(pcm, dtype=np.float32)
+        if pcm.ndim != 1:
+            raise ValueError(f"custom: expected mono audio as a 1-D array but got shape {pcm.shape}")
+        self.inbox.put(pcm.copy())
+
+    def end_input(self) -> None:
+        self.inbox.put(_END)
+
+    def close(self) -> None:
+        super().close()
+        self.inbox.put(_END)
+
+    def _take_input(self) -> tuple[list[np.ndarray], bool]:
+        """Wait for input, then take everything queued: (chunks, input ended?)."""
+        chunks: list[np.ndarray] = []
+        item = self.inbox.get()
+        while True:
+            if item is _END:
+                return chunks, True
+            chunks.append(item)
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return chunks, False
+
+    def produce(self, emit: Callable[[OutputChunk], None]) -> None:
+        import torch
+
+        from custom_model.s2s import Sampling, StreamingGenerator, TurnTracker
+        from custom_model.s2s.generate import FORCE_SILENCE, FORCE_SPEECH, codec_frame
+
+        b = self.backend
+        o, codec, model, c = b.opts, b.codec, b.model, b.model.config
+        hop = codec.frame_size
+        random_weights = b.latency_only
+        with torch.inference_mode():
+            stream = codec.streaming(batch_size=1)
+            sampling = Sampling(o["temperature"], o["top_k"], o["seed"])
+            gen = StreamingGenerator(model, 1, sampling, device=b.device, dtype=b.dtype)
+            tracker = TurnTracker(
+                c.silence_id, self.end_silence_frames, self.max_answer_frames, self.max_wait_frames
+            )
+            pending = np.zeros(0, np.float32)
+            silence_frame = torch.zeros(1, 1, hop, device=b.device)
+            marked_token = marked_audio = False
+
+            def step(user_codes: torch.Tensor) -> None:
+                nonlocal marked_token, marked_audio
+                force = None
+                if random_weights:
+                    force = FORCE_SPEECH if tracker.input_ended else FORCE_SILENCE
+                tokens = gen.step(user_codes, force)
+                if not marked_token and int(tokens[0, 0]) != c.silence_id:
+                    marked_token = True
+                    emit(OutputChunk(marks=("first_token",)))
+                if gen.frame is None or not tracker.observe(int(gen.frame[0, 0])):
+                    return
+                wav = stream.decode_step(codec_frame(gen.frame, b.silence_codes, c.card)[..., None])
+                audio = wav[0, 0].float().cpu().numpy()
+                emit(OutputChunk(audio=audio, marks=() if marked_audio else ("first_audio",)))
+                marked_audio = True
+
+            while not tracker.ended and not self.closed.is_set():
+                if not tracker.input_ended:
+                    chunks, ended = self._take_input()
+                    pending = np.concatenate([pending, *chunks]) if chunks else pending
+                    if ended:
+                        pending = np.pad(pending, (0, (-pending.size) % hop))  # the last partial frame
+                    usable = pending.size - pending.size % hop
+                    if usable:
+                        chunk = torch.from_numpy(pending[:usable]).to(b.device)[None, None]
+                        pending = pending[usable:]
+                        user = stream.encode_step(chunk)
+                        for t in range(user.shape[-1]):
+                            step(user[:, :, t])
+                            if tracker.ended or self.closed.is_set():
+                                break
+                    tracker.input_ended = ended
+                else:
+                    step(stream.encode_step(silence_frame)[:, :, 0])
+
+
+@hookimpl
+def register_backends(register):
+    register(CustomBackend)
