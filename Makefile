@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BENCH_OUT ?= reports/runs/bench
 REPORT_OUT ?= reports/latest
 
-.PHONY: bench test install lint clean
+.PHONY: bench test gate gate-baseline install lint clean
 
 $(VENV)/.installed: pyproject.toml scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
@@ -20,16 +20,37 @@ $(VENV)/.installed: pyproject.toml scripts/install-system-deps.sh
 
 install: $(VENV)/.installed
 
+# The main job: the built-in backends that have weights here (loopback = calibration, custom = our model) on the
+# built-in Telugu question set (synthesised on first use), realtime pacing, DNSMOS, then the report.
+# Add backends with BENCH_BACKENDS, e.g. "--backend cascade:asr=...,llm=...,tts=...,vocoder=...".
+BENCH_BACKENDS ?= --backend loopback --backend custom
 bench: install
 	rm -rf $(BENCH_OUT)
-	$(BIN)/s2s-bench run --backend loopback:delay_ms=150 --backend loopback --data synthetic-clips --limit 12 \
-	  --pacing realtime --out $(BENCH_OUT)
+	$(BIN)/s2s-bench run $(BENCH_BACKENDS) --data telugu-mini-qa --split test --limit 20 --pacing realtime \
+	  --out $(BENCH_OUT)
+	$(BIN)/s2s-bench score run $(BENCH_OUT) --metrics dnsmos
+	$(BIN)/s2s-bench report $(BENCH_OUT) --out $(REPORT_OUT)
+	@echo "report: $(REPORT_OUT)/report.html (and report.md)"
 
 test: install
 	rm -rf reports/runs/ci-suites
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q suites --backend=loopback:delay_ms=150 --backend=loopback:fail=crash,every=3 \
 	  --s2s-limit=6 --s2s-out=reports/runs/ci-suites
+
+# CI's latency gate: the built-in backends against the committed baseline (refresh: see docs/reports.md).
+GATE_BASELINE ?= reports/baselines/ci-builtin.json
+GATE_ARGS = suites/test_latency.py --backend=loopback:delay_ms=100 --backend=custom --s2s-data=telugu-mini-qa \
+	  --s2s-split=test --s2s-limit=16 --s2s-pacing=realtime --s2s-out=reports/runs/ci-gate
+gate: install
+	rm -rf reports/runs/ci-gate
+	$(BIN)/python -m pytest -q $(GATE_ARGS) --s2s-compare=$(GATE_BASELINE) \
+	  --s2s-compare-fail='ttfa.p50:+50%,30ms' --s2s-compare-fail='ttfa.p95:+50%,50ms'
+
+gate-baseline: install
+	rm -rf reports/runs/ci-gate
+	$(BIN)/python -m pytest -q $(GATE_ARGS)
+	$(BIN)/s2s-bench gate --save-baseline reports/runs/ci-gate --out $(GATE_BASELINE)
 
 lint: install
 	$(BIN)/ruff check harness backends custom_model suites tests

@@ -11,7 +11,7 @@ def add_parser(subparsers) -> None:
         help="compare a candidate run with a baseline and fail on regressions",
         description="Verdict per backend and rule: worse, better, ~ (not significant), same, x (not comparable). "
         "Exit code 1 on any regression, 2 on a usage error. Rules: METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR], "
-        "e.g. ttfa.p50:+10%%, ttfa.p95:+20%%,20ms, wer:+0.5pt, ttfa.p50@loopback:+10%% (see docs/reports.md).",
+        "e.g. ttfa.p50:+10%, ttfa.p95:+20%,20ms, wer:+0.5pt, ttfa.p50@loopback:+10% (see docs/reports.md).",
     )
     p.add_argument("--baseline", metavar="RUN_OR_JSON", help="baseline run folder or saved baseline .json")
     p.add_argument("--candidate", metavar="RUN", help="candidate run folder")
