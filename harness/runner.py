@@ -33,6 +33,10 @@ from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, 
 now_ns = time.perf_counter_ns
 
 
+LOAD_ALLOWANCE_S = 30.0
+"""Seconds a worker may spend reading and checking its audio before the supervisor counts it as hung."""
+
+
 class RunError(Exception):
     """A run cannot start (bad arguments, a folder holding another run, a resume with other settings)."""
 
@@ -85,8 +89,14 @@ class _Job:
         self.failed = False
         self._lock = threading.Lock()
         self.finished = threading.Event()
-        self.hard_deadline_ns = now_ns() + int((settings.timeout_s + settings.hang_grace_s + 30) * 1e9)
+        self.hard_deadline_ns: int | None = None
         self.thread = threading.Thread(target=self._run, name=f"utt-{utt.id}", daemon=True)
+
+    def start(self) -> None:
+        """Start the worker; until it has loaded the audio, the supervisor allows ``LOAD_ALLOWANCE_S`` for that."""
+        s = self.settings
+        self.hard_deadline_ns = now_ns() + int((s.timeout_s + s.hang_grace_s + LOAD_ALLOWANCE_S) * 1e9)
+        self.thread.start()
 
     def emit(self, event: dict) -> None:
         if self.log is None:
@@ -237,15 +247,16 @@ class _Job:
 
     def abandon(self) -> None:
         """The supervisor gives up on a backend call that never returned."""
-        limit = self.settings.timeout_s + self.settings.hang_grace_s
-        self.emit(
-            {
-                "e": "error",
-                "t": now_ns(),
-                "kind": "hang",
-                "reason": f"backend call `{self.stage}` did not return within {limit:g} s; session abandoned",
-            }
-        )
+        s = self.settings
+        if self.stage == "load_audio":
+            reason = f"reading the audio took more than {LOAD_ALLOWANCE_S:g} s"
+        else:
+            allowed = "the input's duration + " if s.pacing == "realtime" else ""
+            reason = (
+                f"backend call `{self.stage}` did not return within {allowed}{s.timeout_s:g} s timeout "
+                f"+ {s.hang_grace_s:g} s grace; session abandoned"
+            )
+        self.emit({"e": "error", "t": now_ns(), "kind": "hang", "reason": reason})
         self.finish("failed")
         if self.session is not None:
             threading.Thread(target=self._close_quietly, daemon=True).start()
@@ -264,7 +275,7 @@ def _execute(blocks: Sequence[Sequence[_Job]], concurrency: int, on_done: Callab
         while pending or active:
             while pending and len(active) < concurrency:
                 job = pending.popleft()
-                job.thread.start()
+                job.start()
                 active.append(job)
             time.sleep(0.005)
             t = now_ns()

@@ -184,3 +184,21 @@ def test_long_backend_specs_get_short_unique_output_folders(tmp_path):
     a, b = "x:" + "path=/very/long/" * 30 + "a", "x:" + "path=/very/long/" * 30 + "b"
     assert len(slug(a)) <= 96 and slug(a) != slug(b)
     assert slug("loopback:delay_ms=150") == "loopback_delay_ms=150"
+
+
+def test_a_job_waiting_in_the_queue_is_not_counted_as_hung(tmp_path, monkeypatch):
+    # Deadlines start when an utterance starts, not when the run plans it: a long queue must not look like a hang.
+    import harness.runner as runner
+
+    monkeypatch.setattr(runner, "LOAD_ALLOWANCE_S", 0.2)
+    slow_read = Utterance.load_audio
+
+    def load_audio(self, sr):  # a slow disk: reading takes 50 ms
+        time.sleep(0.05)
+        return slow_read(self, sr)
+
+    monkeypatch.setattr(Utterance, "load_audio", load_audio)
+    # 8 answers of 0.5 s each: the last starts ~4 s after planning, past timeout + grace + allowance (2.9 s).
+    r = run(tmp_path, ["loopback:delay_ms=500"], clips(8), timeout_s=0.7, warmup=0)
+    s = r.summary["loopback:delay_ms=500"]
+    assert s["n_ok"] == 8, s["failures"]
