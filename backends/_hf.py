@@ -200,3 +200,15 @@ def load_pretrained(cls: Any, path: Path, device: Any, dtype: Any) -> Any:
     except TypeError:  # transformers < 4.56 spells it torch_dtype
         model = cls.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
     return model.to(device).eval()
+
+
+def inference_mode(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` wrapped to run under ``torch.inference_mode()`` (for ``generate`` started in another thread)."""
+
+    def run(**kwargs: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return fn(**kwargs)
+
+    return run

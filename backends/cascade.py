@@ -30,11 +30,18 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OptionError, OutputChunk, Session, ThreadedSession
+from harness.backend import (
+    BackendError,
+    OfflineBackend,
+    Option,
+    OptionError,
+    OutputChunk,
+    Session,
+)
 from harness.hookspecs import hookimpl
 
 from . import _hf, _presets
@@ -93,10 +100,9 @@ FILES = {
 }
 
 
-class CascadeBackend(Backend):
+class CascadeBackend(OfflineBackend):
     name = "cascade"
     description = "Whisper ASR -> Llama chat model -> SpeechT5 TTS (modes: sequential, sentence)"
-    streaming: ClassVar[bool] = False
     output_sample_rate = 16000
     options = {
         "mode": Option(
@@ -185,7 +191,7 @@ class CascadeBackend(Backend):
     def open_session(self) -> Session:
         if not self.models:
             self.load()
-        return _CascadeSession(self)
+        return super().open_session()
 
     def shutdown(self) -> None:
         self.models.clear()
@@ -283,7 +289,7 @@ class CascadeBackend(Backend):
         streamer = TokenQueue(on_first=lambda: emit(OutputChunk(marks=("llm_first_token",))))
         pad = tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else None
         generate_in_thread(
-            _inference(model.generate),
+            _hf.inference_mode(model.generate),
             streamer,
             input_ids=prompt,
             attention_mask=prompt.new_ones(prompt.shape),
@@ -341,25 +347,6 @@ class CascadeBackend(Backend):
         waves = [self.speak(*piece) for piece in pieces if not stop.is_set()]
         audio_out = np.concatenate(waves) if waves else np.zeros(0, np.float32)
         emit(OutputChunk(audio=audio_out, marks=("tts_first_audio",), text=answer or None))
-
-
-class _CascadeSession(ThreadedSession):
-    def __init__(self, backend: CascadeBackend) -> None:
-        super().__init__()
-        self.backend = backend
-
-    def produce(self, emit: Callable[[OutputChunk], None]) -> None:
-        self.backend.respond(self.input_audio(), emit, self.closed)
-
-
-def _inference(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def run(**kwargs: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            return fn(**kwargs)
-
-    return run
 
 
 def _stop_on(event: threading.Event) -> Any:

@@ -9,7 +9,6 @@ connection per session; a background thread receives the server's frames into a 
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import urllib.error
 import urllib.request
@@ -18,11 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OutputChunk, Session
+from harness.backend import Backend, BackendError, Option, OutputChunk, OutputQueue, Session
 from harness.hookspecs import hookimpl
 from harness.server import protocol as P
-
-_DONE = object()
 
 
 def _health_url(ws_url: str) -> str:
@@ -131,8 +128,7 @@ class _RemoteSession(Session):
         o = backend.opts
         self.fmt = o["format"]
         self.session_id = uuid.uuid4().hex[:12]
-        self._queue: queue.Queue = queue.Queue()
-        self._finished = False
+        self.output = OutputQueue()
         self._closed = False
         try:
             self.ws = connect(
@@ -165,28 +161,28 @@ class _RemoteSession(Session):
         try:
             for frame in self.ws:
                 if isinstance(frame, bytes):
-                    self._queue.put(OutputChunk(audio=P.decode_audio(frame, self.fmt)))
+                    self.output.put(OutputChunk(audio=P.decode_audio(frame, self.fmt)))
                     continue
                 msg = json.loads(frame)
                 kind = msg.get("type")
                 if kind == P.MARK:
-                    self._queue.put(OutputChunk(marks=(msg["name"],), text=msg.get("text")))
+                    self.output.put(OutputChunk(marks=(msg["name"],), text=msg.get("text")))
                 elif kind == P.TEXT:
-                    self._queue.put(OutputChunk(text=msg.get("text")))
+                    self.output.put(OutputChunk(text=msg.get("text")))
                 elif kind == P.DONE:
-                    self._queue.put(_DONE)
+                    self.output.finish()
                     return
                 elif kind == P.ERROR:
-                    self._queue.put(
+                    self.output.fail(
                         BackendError(f"remote server error {msg.get('code')}: {msg.get('message')}")
                     )
                     return
-            self._queue.put(BackendError("remote: the server closed the connection before 'done'"))
+            self.output.fail(BackendError("remote: the server closed the connection before 'done'"))
         except ConnectionClosed as exc:
             if not self._closed:
-                self._queue.put(BackendError(f"remote: connection lost before 'done' ({exc})"))
+                self.output.fail(BackendError(f"remote: connection lost before 'done' ({exc})"))
         except Exception as exc:  # a malformed frame from the server
-            self._queue.put(BackendError(f"remote: bad frame from the server: {type(exc).__name__}: {exc}"))
+            self.output.fail(BackendError(f"remote: bad frame from the server: {type(exc).__name__}: {exc}"))
 
     def push(self, pcm: np.ndarray) -> None:
         self.ws.send(P.encode_audio(pcm, self.fmt))
@@ -195,30 +191,18 @@ class _RemoteSession(Session):
         self.ws.send(json.dumps({"type": P.END_OF_TURN}))
 
     def poll(self, timeout: float = 0.0) -> OutputChunk | None:
-        if self._finished:
-            return None
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if item is _DONE:
-            self._finished = True
-            return None
-        if isinstance(item, BaseException):
-            self._finished = True
-            raise item
-        return item
+        return self.output.poll(timeout)
 
     @property
     def done(self) -> bool:
-        return self._finished
+        return self.output.done
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            if self._finished:
+            if self.output.done:
                 self.ws.send(json.dumps({"type": P.CLOSE}))
         except Exception:
             pass

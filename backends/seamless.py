@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OptionError, OutputChunk, Session, ThreadedSession
+from harness.backend import (
+    BackendError,
+    OfflineBackend,
+    Option,
+    OptionError,
+    OutputChunk,
+    Session,
+)
 from harness.hookspecs import hookimpl
 
 from . import _hf, _presets
@@ -34,12 +41,11 @@ FILES = _hf.ModelFiles(
 )  # fmt: skip
 
 
-class SeamlessBackend(Backend):
+class SeamlessBackend(OfflineBackend):
     name = "seamless"
     description = (
         "Seamless M4T v2 speech-to-speech translation into Telugu (text pass, then units -> vocoder)"
     )
-    streaming: ClassVar[bool] = False
     output_sample_rate = 16000
     options = {
         "weights": Option(
@@ -124,7 +130,7 @@ class SeamlessBackend(Backend):
     def open_session(self) -> Session:
         if not self.model:
             self.load()
-        return _SeamlessSession(self)
+        return super().open_session()
 
     def shutdown(self) -> None:
         self.model = {}
@@ -173,15 +179,6 @@ class SeamlessBackend(Backend):
             table.get(str(i), "") for i in ids[2:] if i not in special
         ]  # drop EOS start + language token
         return "".join(pieces).replace("\u2581", " ").strip()
-
-
-class _SeamlessSession(ThreadedSession):
-    def __init__(self, backend: SeamlessBackend) -> None:
-        super().__init__()
-        self.backend = backend
-
-    def produce(self, emit: Callable[[OutputChunk], None]) -> None:
-        self.backend.respond(self.input_audio(), emit, self.closed)
 
 
 def _load(path: Any, device: Any, dtype: Any) -> dict:

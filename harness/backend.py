@@ -169,22 +169,56 @@ class Backend(ABC):
         }
 
 
-_DONE = object()
+class OutputQueue:
+    """Output handed from a producing thread to ``poll``: chunks, then ``finish()`` or ``fail(exc)``.
+
+    ``poll`` waits at most ``timeout`` seconds and re-raises a producer's exception, so the runner records it as
+    this utterance's failure; ``done`` is True once the end (or the error) has been polled.
+    """
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self.done = False
+
+    def put(self, chunk: OutputChunk) -> None:
+        self._queue.put(chunk)
+
+    def finish(self) -> None:
+        self._queue.put(self._END)
+
+    def fail(self, exc: BaseException) -> None:
+        self._queue.put(exc)
+
+    def poll(self, timeout: float = 0.0) -> OutputChunk | None:
+        if self.done:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self.done = True
+            return None
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
 
 
 class ThreadedSession(Session):
-    """A session whose output is produced by a worker thread and handed over through a queue.
+    """A session whose output is produced by a worker thread and handed over through an :class:`OutputQueue`.
 
     Subclasses implement :meth:`produce`, which runs once in the worker after ``end_input`` (or earlier, if
-    :meth:`start` is called) and calls ``emit`` for each chunk. An exception in ``produce`` is re-raised by
-    ``poll`` so the runner records it as this utterance's failure.
+    :meth:`start` is called) and calls ``emit`` for each chunk. ``closed`` is set when the harness closes the
+    session (end of turn, timeout, hang): long computations should check it and stop early.
     """
 
     def __init__(self) -> None:
         self._input: list[np.ndarray] = []
-        self._queue: queue.Queue = queue.Queue()
+        self.output = OutputQueue()
         self._thread: threading.Thread | None = None
-        self._finished = False
         self.closed = threading.Event()
 
     def push(self, pcm: np.ndarray) -> None:
@@ -205,46 +239,40 @@ class ThreadedSession(Session):
 
     def _run(self) -> None:
         try:
-            self.produce(self._queue.put)
+            self.produce(self.output.put)
         except BaseException as exc:  # handed to the runner through poll()
-            self._queue.put(exc)
-        finally:
-            self._queue.put(_DONE)
+            self.output.fail(exc)
+        else:
+            self.output.finish()
 
     @abstractmethod
     def produce(self, emit: Callable[[OutputChunk], None]) -> None:
         """Compute the answer; call ``emit(OutputChunk(...))`` as parts become ready."""
 
     def poll(self, timeout: float = 0.0) -> OutputChunk | None:
-        if self._finished:
-            return None
-        try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if item is _DONE:
-            self._finished = True
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        return self.output.poll(timeout)
 
     @property
     def done(self) -> bool:
-        return self._finished
+        return self.output.done
 
     def close(self) -> None:
         self.closed.set()
 
 
 class OfflineBackend(Backend):
-    """Adapter for whole-utterance systems: implement :meth:`respond`; everything is emitted after ``end_input``."""
+    """Adapter for whole-utterance systems: implement :meth:`respond`; it runs in a worker thread after
+    ``end_input``, and whatever it emits is handed out at once."""
 
     streaming: ClassVar[bool] = False
 
     @abstractmethod
-    def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None]) -> None:
-        """Answer the whole utterance ``audio``; call ``emit`` for marks and audio as they are ready."""
+    def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
+        """Answer the whole utterance ``audio``; call ``emit`` for marks and audio as they are ready.
+
+        ``stop`` is set when the harness closes the session (a timeout, a hang, the end of the run): check it
+        between expensive steps and return early.
+        """
 
     def open_session(self) -> Session:
         return _OfflineSession(self)
@@ -256,7 +284,7 @@ class _OfflineSession(ThreadedSession):
         self.backend = backend
 
     def produce(self, emit: Callable[[OutputChunk], None]) -> None:
-        self.backend.respond(self.input_audio(), emit)
+        self.backend.respond(self.input_audio(), emit, self.closed)
 
 
 @dataclass

@@ -42,7 +42,7 @@ class EchoTwice(OfflineBackend):
     name = "echo-twice"
     options = {"gain": Option(float, 1.0, "output gain")}
 
-    def respond(self, audio, emit):
+    def respond(self, audio, emit, stop):
         emit(OutputChunk(marks=("asr_final",)))
         emit(OutputChunk(audio=self.opts["gain"] * audio))
         emit(OutputChunk(audio=self.opts["gain"] * audio))

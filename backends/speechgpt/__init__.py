@@ -17,11 +17,18 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OptionError, OutputChunk, Session, ThreadedSession
+from harness.backend import (
+    BackendError,
+    OfflineBackend,
+    Option,
+    OptionError,
+    OutputChunk,
+    Session,
+)
 from harness.hookspecs import hookimpl
 
 from .. import _hf
@@ -78,12 +85,11 @@ def text_to_units(text: str, num_units: int) -> list[int]:
     return [int(m) for m in UNIT_TOKEN.findall(body) if int(m) < num_units]
 
 
-class SpeechGPTBackend(Backend):
+class SpeechGPTBackend(OfflineBackend):
     name = "speechgpt"
     description = (
         "HuBERT units -> Llama unit LM (+LoRA) -> unit HiFi-GAN (released SpeechGPT is English-only)"
     )
-    streaming: ClassVar[bool] = False
     output_sample_rate = 16000
     options = {
         "hubert": Option(str, None, "HubertModel folder (with km.npy unless centroids= is given)"),
@@ -151,7 +157,7 @@ class SpeechGPTBackend(Backend):
     def open_session(self) -> Session:
         if not self.parts:
             self.load()
-        return _SpeechGPTSession(self)
+        return super().open_session()
 
     def shutdown(self) -> None:
         self.parts = {}
@@ -168,7 +174,7 @@ class SpeechGPTBackend(Backend):
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
         streamer = TokenQueue(on_first=lambda: emit(OutputChunk(marks=("llm_first_token",))))
         generate_in_thread(
-            _inference(model.generate),
+            _hf.inference_mode(model.generate),
             streamer,
             input_ids=ids,
             attention_mask=ids.new_ones(ids.shape),
@@ -195,25 +201,6 @@ class SpeechGPTBackend(Backend):
                 audio=wave.float().cpu().numpy(), marks=("tts_first_audio",), text=units_to_text(units_out)
             )
         )
-
-
-class _SpeechGPTSession(ThreadedSession):
-    def __init__(self, backend: SpeechGPTBackend) -> None:
-        super().__init__()
-        self.backend = backend
-
-    def produce(self, emit: Callable[[OutputChunk], None]) -> None:
-        self.backend.respond(self.input_audio(), emit, self.closed)
-
-
-def _inference(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def run(**kwargs: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            return fn(**kwargs)
-
-    return run
 
 
 def _load_llm(path: Path, lora: str | None, device: Any, dtype: Any) -> tuple[Any, Any]:
