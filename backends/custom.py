@@ -71,7 +71,11 @@ class CustomBackend(Backend):
         "codec": Option(
             str, "", f"codec checkpoint folder; default: the S2S checkpoint's codec/, else {DEFAULT_CODEC}"
         ),
-        "s2s": Option(str, str(DEFAULT_S2S), "S2S checkpoint folder (config.json, model.pt)"),
+        "s2s": Option(
+            str,
+            "",
+            "S2S checkpoint folder (config.json, model.pt); empty: the committed custom_model/checkpoints/s2s-small",
+        ),
         "weights": Option(
             str,
             "checkpoint",
@@ -139,7 +143,7 @@ class CustomBackend(Backend):
             codec = Codec(CodecConfig.preset(o["preset"]))
             model = S2SModel(config_preset(o["preset"], n_q=codec.n_q, card=codec.codebook_size))
         else:
-            s2s_dir = Path(o["s2s"])
+            s2s_dir = Path(o["s2s"]) if o["s2s"] else DEFAULT_S2S  # recorded as "": comparable across clones
             codec_dir = resolve_codec_dir(s2s_dir, o["codec"])
             missing = _missing_files(s2s_dir, codec_dir)
             if missing:

@@ -187,3 +187,11 @@ def test_passes_the_latency_suite_integrity_checks(checkpoints, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "4 passed" in proc.stdout
+
+
+def test_default_checkpoint_is_recorded_without_a_machine_path():
+    # Run folders record backend options; gates call runs with different options "not comparable". The default
+    # checkpoint must therefore not be spelled as this clone's absolute path.
+    from harness.registry import create_backend
+
+    assert create_backend("custom").describe()["options"]["s2s"] == ""
