@@ -65,13 +65,14 @@ def decode_to_wav(src: str | Path, dst: Path) -> dict:
                         mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
                     if resampler is None:
                         rate = int(frame.sample_rate or rate)
-                        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+                        resampler = (soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+                                     if rate != SAMPLE_RATE else False)  # fmt: skip
                     elif frame.sample_rate and frame.sample_rate != rate:
                         raise MediaError(f"{src}: sample rate changes mid-stream ({rate} -> {frame.sample_rate} Hz)")
-                    y = resampler.resample_chunk(mono)
+                    y = resampler.resample_chunk(mono) if resampler else mono
                     out.write(np.clip(y, -1.0, 1.0))
                     n_out += y.size
-                if resampler is not None:
+                if resampler:
                     y = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
                     out.write(np.clip(y, -1.0, 1.0))
                     n_out += y.size

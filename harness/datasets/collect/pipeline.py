@@ -102,12 +102,17 @@ def _pool_init() -> None:
     """Workers use one thread each: the pool is the parallelism (2 cores = 2 workers, not 2 x N threads)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    try:
-        import torch
 
-        torch.set_num_threads(1)
-    except ModuleNotFoundError:
-        pass
+
+def worker_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of ``workers`` processes kept for a whole run, so each loads its models once (None for 0: in-process).
+
+    Workers start from a fork server (not a fork of the caller, which may hold threads of torch or onnxruntime)."""
+    if workers <= 0:
+        return None
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"), initializer=_pool_init)
 
 
 def run_stage(
@@ -117,7 +122,7 @@ def run_stage(
     root: Path,
     stage_dir: Path,
     *,
-    workers: int = 2,
+    pool: ProcessPoolExecutor | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> StageResult:
@@ -165,13 +170,12 @@ def run_stage(
             done[u] = entry
             bar.update(1)
 
-        if stage.parallel and workers > 0 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_pool_init) as pool:
-                pending = {pool.submit(_run_unit, stage, units[u], params, ctx): u for u in todo}
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        finish(pending.pop(fut), fut.result())
+        if stage.parallel and pool is not None and len(todo) > 1:
+            pending = {pool.submit(_run_unit, stage, units[u], params, ctx): u for u in todo}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    finish(pending.pop(fut), fut.result())
         else:
             for u in todo:
                 finish(u, _run_unit(stage, units[u], params, ctx))
@@ -207,7 +211,7 @@ def run_stage(
         "hours_out": round(hours(records), 6),
         "wall_s": round(time.perf_counter() - t0, 3),
         "cpu_s": round(cpu_s, 3),
-        "workers": workers if stage.parallel else 0,
+        "workers": pool._max_workers if stage.parallel and pool is not None else 0,
         "errors": errors,
     }
     if stage.summarize is not None:

@@ -11,7 +11,7 @@ A source is one of
   ``dataset_dict.json`` or an audiofolder ``metadata.*`` is taken as ``hf:`` without the prefix.
 
 A recording's id is a slug of its name plus the first 10 hex digits of the file's SHA-256, so the same bytes at two
-paths are one recording (``also_at`` lists the others), and a rename keeps its id. Its split (train/dev/test) is a
+paths are one recording (the first found; ``also_at`` lists the others). Its split (train/dev/test) is a
 hash of its channel when known, else of its id, so a channel's recordings never straddle splits.
 """
 
@@ -85,7 +85,8 @@ def _media_record(path: Path, meta: dict, problems: list[dict]) -> Record | None
         "path": str(path.resolve()),
         "source_sha256": sha,
         "size_bytes": path.stat().st_size,
-        "source": meta.get("source") or f"local file {path.name}",
+        "source": meta.get("source")
+        or (f"downloaded from {meta['webpage_url']}" if meta.get("webpage_url") else f"local file {path.name}"),
     }
     for key, alts in (("title", ("title",)), ("channel", ("channel", "uploader")), ("license", ("license",)),
                       ("url", ("webpage_url", "url", "original_url"))):  # fmt: skip
@@ -95,7 +96,21 @@ def _media_record(path: Path, meta: dict, problems: list[dict]) -> Record | None
                 break
     if meta.get("kind"):
         rec["kind"] = meta["kind"]
+    declared = _container_duration(path)
+    if declared is not None:
+        rec["duration_s"] = declared
     return rec
+
+
+def _container_duration(path: Path) -> float | None:
+    """The duration the container declares (seconds), or None; decoding finds the true one."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            return round(c.duration / 1e6, 3) if c.duration else None
+    except Exception:  # noqa: BLE001 - a file PyAV cannot open is reported by the decode stage
+        return None
 
 
 def _hf_records(folder: Path, work: Path, problems: list[dict]) -> list[Record]:
@@ -103,10 +118,9 @@ def _hf_records(folder: Path, work: Path, problems: list[dict]) -> list[Record]:
         import datasets
     except ModuleNotFoundError:
         raise ModuleNotFoundError("hf: sources need the 'datasets' package: pip install 's2s-bench[collect]'") from None
-    if any((folder / m).exists() for m in HF_MARKERS):
-        loaded = datasets.load_from_disk(str(folder))
-    else:
-        loaded = datasets.load_dataset("audiofolder", data_dir=str(folder), cache_dir=str(work / "hf-cache"))
+    if not any((folder / m).exists() for m in HF_MARKERS):
+        return _audiofolder_records(folder, problems)
+    loaded = datasets.load_from_disk(str(folder))
     splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("train", loaded)]
     out: list[Record] = []
     name = slug(folder.name, 24)
@@ -140,6 +154,34 @@ def _hf_records(folder: Path, work: Path, problems: list[dict]) -> list[Record]:
     return out
 
 
+def _audiofolder_records(folder: Path, problems: list[dict]) -> list[Record]:
+    """An ``audiofolder`` read as ``datasets`` documents it (``metadata.csv`` or ``metadata.jsonl`` with a
+    ``file_name`` column, paths relative to the file), without ``datasets``' loader, whose audio casting needs
+    torchcodec."""
+    import csv
+
+    out = []
+    for meta_path in sorted(p for name in METADATA_FILES for p in folder.rglob(name)):
+        if meta_path.suffix == ".csv":
+            with open(meta_path, encoding="utf-8", newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        else:
+            rows = [json.loads(line) for line in meta_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for i, row in enumerate(rows):
+            name = row.get("file_name")
+            path = meta_path.parent / name if name else None
+            if path is None or not path.is_file():
+                problems.append({"source": f"hf:{meta_path}[{i}]", "error": f"file_name {name!r} is not a file"})
+                continue
+            meta = {k: v for k, v in row.items() if k != "file_name" and isinstance(v, (str, int, float, bool))}
+            rec = _media_record(path, {"license": meta.get("license"), "channel": meta.get("speaker") or meta.get("channel"),
+                                       "source": f"hf:{folder} {name}", "kind": "hf"}, problems)  # fmt: skip
+            if rec is not None:
+                rec["hf_row"] = {"dataset": str(folder), "split": "train", "index": i, **meta}
+                out.append(rec)
+    return out
+
+
 def collect_sources(specs: list[str], work: Path, dev_pct: int = 5, test_pct: int = 5) -> tuple[list[Record], list[dict]]:
     """Recording records for the sources, and the problems found (a missing path, an unreadable file)."""
     problems: list[dict] = []
@@ -167,14 +209,14 @@ def collect_sources(specs: list[str], work: Path, dev_pct: int = 5, test_pct: in
             rec = _media_record(f, meta, problems)
             if rec is not None:
                 found.append(rec)
-    by_id: dict[str, Record] = {}
+    by_sha: dict[str, Record] = {}
     for rec in found:
-        if rec["id"] in by_id:
-            by_id[rec["id"]].setdefault("also_at", []).append(rec["path"])
+        if rec["source_sha256"] in by_sha:
+            by_sha[rec["source_sha256"]].setdefault("also_at", []).append(rec["path"])
             continue
         rec["split"] = split_of(rec.get("channel") or rec["id"], dev_pct=dev_pct, test_pct=test_pct)
-        by_id[rec["id"]] = rec
-    return list(by_id.values()), problems
+        by_sha[rec["source_sha256"]] = rec
+    return list(by_sha.values()), problems
 
 
 def source_summary(records: list[Record]) -> dict[str, Any]:

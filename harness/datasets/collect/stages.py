@@ -16,7 +16,7 @@ from typing import Any
 
 from . import dedup, export, media, quality, speakers, transcribe, turns, vad
 from .manifest import Record, hours, write_jsonl
-from .pipeline import Stage, StageResult, run_stage
+from .pipeline import Stage, StageResult, run_stage, worker_pool
 
 CONFIG = "collect.json"
 
@@ -139,12 +139,17 @@ def run_collection(
             return results
         last = STAGE_NAMES.index(until) if until else len(STAGE_NAMES)
         todo = tuple(s for s in STAGES if STAGE_NAMES.index(s.name) <= last)
-    for stage in todo:
-        inputs = {name: results[name].records for name in stage.inputs}
-        res = run_stage(stage, inputs, cfg.params(stage.name), root, stage_dir(root, stage.name),
-                        workers=workers, progress=progress, force=stage.name in force)  # fmt: skip
-        results[stage.name] = res
-        _log_stage(res, log)
+    pool = worker_pool(workers)
+    try:
+        for stage in todo:
+            inputs = {name: results[name].records for name in stage.inputs}
+            res = run_stage(stage, inputs, cfg.params(stage.name), root, stage_dir(root, stage.name),
+                            pool=pool, progress=progress, force=stage.name in force)  # fmt: skip
+            results[stage.name] = res
+            _log_stage(res, log)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if "export" in results and not results["export"].skipped or (
         "export" in results and not (root / "card.md").exists()
     ):
