@@ -46,7 +46,9 @@ def collection(tmp_path_factory):
 
     write_interview(src / "a-interview1.wav", audio1, truth1)
     pcm, _ = sf.read(src / "a-interview1.wav", dtype="int16")
-    sf.write(src / "b-interview1-copy.flac", pcm, 16000)  # the same PCM in another container: an exact duplicate
+    sf.write(
+        src / "b-interview1-copy.flac", pcm, 16000
+    )  # the same PCM in another container: an exact duplicate
     encode_media(src / "c-interview0-reupload.mp3", 0.7 * audio0)  # re-encoded and quieter: a near duplicate
     (src / "d-broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     out = tmp_path_factory.mktemp("collected") / "col"
@@ -64,13 +66,17 @@ def test_segments_turns_and_pairs_match_the_planted_ones(collection):
     assert s["turns"]["recall"] >= 0.9 and s["turns"]["precision"] >= 0.9, s["turns"]
     assert s["pairs"]["precision"] >= 0.9 and s["pairs"]["recall"] >= 0.8, s["pairs"]
     pairs = read_jsonl(out / "pairs" / "manifest.jsonl")
-    assert all(0 <= p["gap_ms"] <= 2000 for p in pairs) and all(p["speaker"] != p["response_speaker"] for p in pairs)
+    assert all(0 <= p["gap_ms"] <= 2000 for p in pairs) and all(
+        p["speaker"] != p["response_speaker"] for p in pairs
+    )
 
 
 def test_a_bad_source_is_reported_and_skipped(collection):
     out, _ = collection
     decode = json.loads((stage_dir(out, "decode") / "stage.json").read_text())
-    assert [e["unit"] for e in decode["errors"]] == [r for r in [e["unit"] for e in decode["errors"]] if "broken" in r]
+    assert [e["unit"] for e in decode["errors"]] == [
+        r for r in [e["unit"] for e in decode["errors"]] if "broken" in r
+    ]
     assert len(decode["errors"]) == 1 and "cannot decode" in decode["errors"][0]["error"]
     assert decode["records_out"] == 4
     assert "d-broken.mp4" in (out / "card.md").read_text()
@@ -99,7 +105,10 @@ def test_rerun_is_idempotent_and_a_new_threshold_reruns_only_what_it_touches(col
     assert cli(["data", "collect", "run", str(copy), "--workers", "0", "--quiet", "--min-s", "2.5"]) == 0
     info = {n: json.loads((stage_dir(copy, n) / "stage.json").read_text()) for n in ("vad", "filter")}
     assert info["vad"]["run_key"] == json.loads((stage_dir(out, "vad") / "stage.json").read_text())["run_key"]
-    assert info["filter"]["params"]["min_duration_s"] == 2.5 and info["filter"]["filters"]["too_short"]["clips"] > 0
+    assert (
+        info["filter"]["params"]["min_duration_s"] == 2.5
+        and info["filter"]["filters"]["too_short"]["clips"] > 0
+    )
     assert all(c["duration"] >= 2.5 for c in read_jsonl(copy / "manifest.jsonl"))
     card = json.loads((copy / "card.json").read_text())
     assert card["thresholds"]["min_duration_s"] == 2.5
@@ -181,7 +190,9 @@ def test_snr_estimate_follows_the_planted_noise_level():
 
     rng = np.random.default_rng(0)
     sr = 16000
-    speech = np.sin(2 * np.pi * 200 * np.arange(3 * sr) / sr) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(3 * sr) / sr))
+    speech = np.sin(2 * np.pi * 200 * np.arange(3 * sr) / sr) * (
+        0.5 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(3 * sr) / sr)
+    )
     for snr in (5.0, 25.0):
         x = np.zeros(6 * sr)
         x[sr : 4 * sr] = speech
@@ -199,10 +210,14 @@ def test_download_records_provenance_resumes_and_feeds_ingest(tmp_path):
     urls = tmp_path / "urls.txt"
     urls.write_text(f"# a comment\n{media.as_uri()}\nfile://{tmp_path}/missing.mp4\n")
     dl = tmp_path / "dl"
-    assert cli(["data", "collect", "download", str(urls), "--out", str(dl), "--allow-file-urls", "--quiet"]) == 1
+    assert (
+        cli(["data", "collect", "download", str(urls), "--out", str(dl), "--allow-file-urls", "--quiet"]) == 1
+    )
     log = [json.loads(line) for line in (dl / "downloads.jsonl").read_text().splitlines()]
     assert [r["status"] for r in log] == ["ok", "error"] and log[0]["title"] == "talk"
-    assert cli(["data", "collect", "download", str(urls), "--out", str(dl), "--allow-file-urls", "--quiet"]) == 1
+    assert (
+        cli(["data", "collect", "download", str(urls), "--out", str(dl), "--allow-file-urls", "--quiet"]) == 1
+    )
     log = [json.loads(line) for line in (dl / "downloads.jsonl").read_text().splitlines()]
     assert len(log) == 3 and log[-1]["status"] == "error"  # the good URL was skipped, the bad one retried
     recs, problems = collect_sources([str(dl)], tmp_path / "work")
@@ -220,7 +235,9 @@ def test_hf_datasets_folders_are_sources(tmp_path):
 
     def wav_bytes(seconds: float) -> bytes:
         buf = io.BytesIO()
-        sf.write(buf, (0.1 * np.sin(np.arange(int(seconds * 16000)) / 4)).astype(np.float32), 16000, format="WAV")
+        sf.write(
+            buf, (0.1 * np.sin(np.arange(int(seconds * 16000)) / 4)).astype(np.float32), 16000, format="WAV"
+        )
         return buf.getvalue()
 
     table = {"audio": [{"bytes": wav_bytes(1.0), "path": "a.wav"}, {"bytes": wav_bytes(2.0), "path": "b.wav"}],
@@ -249,3 +266,13 @@ def test_asr_without_local_weights_stops_with_a_clear_message(tmp_path, capsys):
               "--quiet"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and "transcribe stage" in err and "nope" in err and "drop --asr" in err
+
+
+def test_the_cheap_dnsmos_path_scores_p808_exactly_as_the_full_one():
+    from harness.metrics.nonintrusive import dnsmos, dnsmos_p808
+
+    rng = np.random.default_rng(1)
+    x = (
+        0.2 * np.sin(2 * np.pi * 180 * np.arange(3 * 16000) / 16000) + 0.01 * rng.standard_normal(3 * 16000)
+    ).astype(np.float32)
+    assert dnsmos_p808(x, 16000)["p808"] == pytest.approx(dnsmos(x, 16000)["p808"], abs=1e-6)

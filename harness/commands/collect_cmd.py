@@ -8,34 +8,54 @@ from pathlib import Path
 
 
 def add_collect_parser(sub) -> None:
-    p = sub.add_parser("collect", help="collect clean clips and conversational pairs from media (a resumable pipeline)")
+    p = sub.add_parser(
+        "collect", help="collect clean clips and conversational pairs from media (a resumable pipeline)"
+    )
     csub = p.add_subparsers(dest="collect_command", metavar="{run,download,status}")
     csub.required = True
 
     r = csub.add_parser("run", help="run (or resume) the pipeline into a collection folder")
-    r.add_argument("out", help="collection folder (created; holds collect.json, work/, manifest.jsonl, pairs/, card.md)")
-    r.add_argument("sources", nargs="*", help="media files or folders, or hf:PATH (default: the folder's saved sources)")
+    r.add_argument(
+        "out", help="collection folder (created; holds collect.json, work/, manifest.jsonl, pairs/, card.md)"
+    )
+    r.add_argument(
+        "sources", nargs="*", help="media files or folders, or hf:PATH (default: the folder's saved sources)"
+    )
     r.add_argument("--workers", type=int, default=2, help="worker processes (default 2; 0 = in this process)")
     r.add_argument("--stage", help="run only this stage (its inputs must exist), e.g. --stage filter")
     r.add_argument("--until", help="stop after this stage")
-    r.add_argument("--force", action="append", default=[], metavar="STAGE", help="recompute STAGE even if current")
-    r.add_argument("--asr", help="transcribe clips with this ASR judge, e.g. whisper:path=/models/whisper-small")
-    r.add_argument("--pyannote", metavar="PATH", help="speaker turns from a local pyannote.audio pipeline folder")
+    r.add_argument(
+        "--force", action="append", default=[], metavar="STAGE", help="recompute STAGE even if current"
+    )
+    r.add_argument(
+        "--asr", help="transcribe clips with this ASR judge, e.g. whisper:path=/models/whisper-small"
+    )
+    r.add_argument(
+        "--pyannote", metavar="PATH", help="speaker turns from a local pyannote.audio pipeline folder"
+    )
     r.add_argument("--dnsmos", choices=["p835", "p808", "off"], help="DNSMOS model for the quality filter")
-    r.add_argument("--min-dnsmos", type=float, help="minimum DNSMOS (OVRL for p835) to keep a clip (0 = no filter)")
+    r.add_argument(
+        "--min-dnsmos", type=float, help="minimum DNSMOS (OVRL for p835) to keep a clip (0 = no filter)"
+    )
     r.add_argument("--min-snr-db", type=float, help="minimum estimated SNR in dB")
     r.add_argument("--min-s", type=float, help="shortest clip kept, seconds")
-    r.add_argument("--max-gap-s", type=float, help="longest gap between a turn and its reply in a pair, seconds")
+    r.add_argument(
+        "--max-gap-s", type=float, help="longest gap between a turn and its reply in a pair, seconds"
+    )
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="any parameter of collect.json, e.g. --set vad.threshold=0.6")  # fmt: skip
     r.add_argument("--no-parquet", action="store_true", help="skip the datasets parquet export")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=run_collect)
 
-    d = csub.add_parser("download", help="download a URL list with yt-dlp (resumable; records title/channel/licence)")
+    d = csub.add_parser(
+        "download", help="download a URL list with yt-dlp (resumable; records title/channel/licence)"
+    )
     d.add_argument("urls", help="text file with one URL a line")
     d.add_argument("--out", required=True, help="download folder (then a source for `data collect run`)")
-    d.add_argument("--allow-file-urls", action="store_true", help="accept file:// URLs (yt-dlp --enable-file-urls)")
+    d.add_argument(
+        "--allow-file-urls", action="store_true", help="accept file:// URLs (yt-dlp --enable-file-urls)"
+    )
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=run_download)
 
@@ -46,7 +66,9 @@ def add_collect_parser(sub) -> None:
 
 def _apply_options(cfg, args) -> None:
     if args.sources:
-        cfg.sources = [s if s.startswith("hf:") else str(Path(s).expanduser().resolve()) for s in args.sources]
+        cfg.sources = [
+            s if s.startswith("hf:") else str(Path(s).expanduser().resolve()) for s in args.sources
+        ]
     if args.asr:
         cfg.transcribe["asr"] = args.asr
     if args.pyannote:
@@ -105,7 +127,9 @@ def run_collect(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if "export" in results:
-        print(f"clips: {out / 'manifest.jsonl'}  pairs: {out / 'pairs' / 'manifest.jsonl'}  card: {out / 'card.md'}")
+        print(
+            f"clips: {out / 'manifest.jsonl'}  pairs: {out / 'pairs' / 'manifest.jsonl'}  card: {out / 'card.md'}"
+        )
     failed = sum(len(r.info.get("errors", [])) for r in results.values())
     if failed:
         print(f"{failed} sources/units were skipped (listed above and in card.md)")
@@ -121,7 +145,9 @@ def run_download(args) -> int:
     except (FileNotFoundError, ModuleNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{counts['ok']} downloaded, {counts['skipped']} already there, {counts['failed']} failed -> {args.out}")
+    print(
+        f"{counts['ok']} downloaded, {counts['skipped']} already there, {counts['failed']} failed -> {args.out}"
+    )
     return 1 if counts["failed"] else 0
 
 

@@ -22,7 +22,9 @@ def card_data(root: Path, cfg) -> dict[str, Any]:
 
     infos = stage_infos(root)
     clips = read_jsonl(root / "manifest.jsonl") if (root / "manifest.jsonl").exists() else []
-    pairs = read_jsonl(root / "pairs" / "manifest.jsonl") if (root / "pairs" / "manifest.jsonl").exists() else []
+    pairs = (
+        read_jsonl(root / "pairs" / "manifest.jsonl") if (root / "pairs" / "manifest.jsonl").exists() else []
+    )
     splits: dict[str, dict] = {}
     for c in clips:
         s = splits.setdefault(c.get("split", "?"), {"clips": 0, "hours": 0.0, "pairs": 0})
@@ -32,16 +34,41 @@ def card_data(root: Path, cfg) -> dict[str, Any]:
         splits.setdefault(p.get("split", "?"), {"clips": 0, "hours": 0.0, "pairs": 0})["pairs"] += 1
     return {
         "language": cfg.language,
-        "stages": [{k: i.get(k) for k in ("stage", "description", "records_in", "records_out", "hours_in", "hours_out",
-                                          "wall_s", "cpu_s", "units", "units_reused")} | {"errors": len(i.get("errors", []))}
-                   for i in infos],  # fmt: skip
+        "stages": [
+            {
+                k: i.get(k)
+                for k in (
+                    "stage",
+                    "description",
+                    "records_in",
+                    "records_out",
+                    "hours_in",
+                    "hours_out",
+                    "wall_s",
+                    "cpu_s",
+                    "units",
+                    "units_reused",
+                )
+            }
+            | {"errors": len(i.get("errors", []))}
+            for i in infos
+        ],  # fmt: skip
         "filters": next((i.get("filters") for i in infos if i["stage"] == "filter"), {}),
         "thresholds": cfg.params("filter"),
         "duplicates": next((i.get("duplicates") for i in infos if i["stage"] == "dedup"), {}),
-        "pairs": next(({"pairs": i.get("pairs"), "gap_s": i.get("gap_s")} for i in infos if i["stage"] == "pairs"), {}),
+        "pairs": next(
+            ({"pairs": i.get("pairs"), "gap_s": i.get("gap_s")} for i in infos if i["stage"] == "pairs"), {}
+        ),
         "transcripts": cfg.transcribe.get("asr") or None,
         "splits": {k: {**v, "hours": round(v["hours"], 4)} for k, v in sorted(splits.items())},
-        "sources": next(({"kinds": i.get("kinds"), "licenses": i.get("licenses")} for i in infos if i["stage"] == "ingest"), {}),
+        "sources": next(
+            (
+                {"kinds": i.get("kinds"), "licenses": i.get("licenses")}
+                for i in infos
+                if i["stage"] == "ingest"
+            ),
+            {},
+        ),
         "failures": [{"stage": i["stage"], **e} for i in infos for e in i.get("errors", [])],
         "config": {k: v for k, v in vars(cfg).items() if k != "sources"},
         "n_sources": len(cfg.sources),

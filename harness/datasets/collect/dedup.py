@@ -130,7 +130,14 @@ def reduce_duplicates(records: list[Record], params: dict, ctx: Context) -> list
     by_id: dict[str, Record] = {}
     for r in records:
         if r["pcm_sha256"] in seen_sha:
-            dups.append({"id": r["id"], "duplicate_of": seen_sha[r["pcm_sha256"]], "kind": "exact", "duration_s": r["duration_s"]})
+            dups.append(
+                {
+                    "id": r["id"],
+                    "duplicate_of": seen_sha[r["pcm_sha256"]],
+                    "kind": "exact",
+                    "duration_s": r["duration_s"],
+                }
+            )
             continue
         h, t = fps[r["id"]]
         mh = None
@@ -140,12 +147,19 @@ def reduce_duplicates(records: list[Record], params: dict, ctx: Context) -> list
             match = None
             for cand in lsh.query(mh):
                 other = by_id[cand]
-                ratio = max(other["duration_s"], r["duration_s"]) / max(1e-6, min(other["duration_s"], r["duration_s"]))
-                if ratio <= params["max_duration_ratio"] and aligned_match(h, t, *fps[cand]) >= params["near_match"]:
+                ratio = max(other["duration_s"], r["duration_s"]) / max(
+                    1e-6, min(other["duration_s"], r["duration_s"])
+                )
+                if (
+                    ratio <= params["max_duration_ratio"]
+                    and aligned_match(h, t, *fps[cand]) >= params["near_match"]
+                ):
                     match = cand
                     break
             if match is not None:
-                dups.append({"id": r["id"], "duplicate_of": match, "kind": "near", "duration_s": r["duration_s"]})
+                dups.append(
+                    {"id": r["id"], "duplicate_of": match, "kind": "near", "duration_s": r["duration_s"]}
+                )
                 continue
             lsh.insert(r["id"], mh)
         seen_sha[r["pcm_sha256"]] = r["id"]

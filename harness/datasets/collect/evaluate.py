@@ -26,7 +26,9 @@ def _truth_for(path: str) -> dict | None:
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 
 
-def _boundary_scores(planted: list[tuple[float, float]], found: list[tuple[float, float]], tol_s: float) -> dict:
+def _boundary_scores(
+    planted: list[tuple[float, float]], found: list[tuple[float, float]], tol_s: float
+) -> dict:
     hits = n = det_hits = det = 0
     fs, fe = np.array([a for a, _ in found]), np.array([b for _, b in found])
     ps, pe = np.array([a for a, _ in planted]), np.array([b for _, b in planted])
@@ -47,7 +49,9 @@ def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def _match_turn(span: tuple[float, float], turns: list[dict]) -> int | None:
-    best = max(range(len(turns)), key=lambda i: _iou(span, (turns[i]["start_s"], turns[i]["end_s"])), default=None)
+    best = max(
+        range(len(turns)), key=lambda i: _iou(span, (turns[i]["start_s"], turns[i]["end_s"])), default=None
+    )
     if best is None or _iou(span, (turns[best]["start_s"], turns[best]["end_s"])) < 0.5:
         return None
     return best
@@ -62,7 +66,10 @@ def score_collection(root: str | Path, tol_s: float = 0.1) -> dict[str, Any]:
     segs = read_jsonl(stage_dir(root, "vad") / "manifest.jsonl")
     clips = read_jsonl(stage_dir(root, "turns") / "manifest.jsonl")
     pairs = read_jsonl(stage_dir(root, "pairs") / "manifest.jsonl")
-    totals = {k: {"planted": 0, "within_tol": 0, "detected": 0, "detected_within_tol": 0} for k in ("boundaries", "turns")}
+    totals = {
+        k: {"planted": 0, "within_tol": 0, "detected": 0, "detected_within_tol": 0}
+        for k in ("boundaries", "turns")
+    }
     pair_counts = {"planted": 0, "mined": 0, "correct": 0, "found": 0}
     per_recording = {}
     for rid, rec in recs.items():
@@ -71,8 +78,12 @@ def score_collection(root: str | Path, tol_s: float = 0.1) -> dict[str, Any]:
             continue
         planted_u = [(u["start_s"], u["end_s"]) for u in truth["utterances"]]
         planted_t = [(t["start_s"], t["end_s"]) for t in truth["turns"]]
-        b = _boundary_scores(planted_u, [(s["start_s"], s["end_s"]) for s in segs if s["recording_id"] == rid], tol_s)
-        t = _boundary_scores(planted_t, [(c["start_s"], c["end_s"]) for c in clips if c["recording_id"] == rid], tol_s)
+        b = _boundary_scores(
+            planted_u, [(s["start_s"], s["end_s"]) for s in segs if s["recording_id"] == rid], tol_s
+        )
+        t = _boundary_scores(
+            planted_t, [(c["start_s"], c["end_s"]) for c in clips if c["recording_id"] == rid], tol_s
+        )
         for k, v in (("boundaries", b), ("turns", t)):
             for kk in v:
                 totals[k][kk] += v[kk]
@@ -98,7 +109,11 @@ def score_collection(root: str | Path, tol_s: float = 0.1) -> dict[str, Any]:
 
     out: dict[str, Any] = {"tolerance_s": tol_s, "recordings": len(per_recording)}
     for k, v in totals.items():
-        out[k] = {**v, "recall": ratio(v["within_tol"], v["planted"]), "precision": ratio(v["detected_within_tol"], v["detected"])}
+        out[k] = {
+            **v,
+            "recall": ratio(v["within_tol"], v["planted"]),
+            "precision": ratio(v["detected_within_tol"], v["detected"]),
+        }
     out["pairs"] = {**pair_counts, "precision": ratio(pair_counts["correct"], pair_counts["mined"]),
                     "recall": ratio(pair_counts["found"], pair_counts["planted"])}  # fmt: skip
     out["per_recording"] = per_recording

@@ -36,9 +36,19 @@ def _write_wav(path: Path, y: np.ndarray) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _padded(clip: dict, prev_end: float | None, next_start: float | None, pad_s: float, total_s: float) -> tuple[float, float]:
-    a = clip["start_s"] - pad_s if prev_end is None else max(clip["start_s"] - pad_s, (prev_end + clip["start_s"]) / 2)
-    b = clip["end_s"] + pad_s if next_start is None else min(clip["end_s"] + pad_s, (clip["end_s"] + next_start) / 2)
+def _padded(
+    clip: dict, prev_end: float | None, next_start: float | None, pad_s: float, total_s: float
+) -> tuple[float, float]:
+    a = (
+        clip["start_s"] - pad_s
+        if prev_end is None
+        else max(clip["start_s"] - pad_s, (prev_end + clip["start_s"]) / 2)
+    )
+    b = (
+        clip["end_s"] + pad_s
+        if next_start is None
+        else min(clip["end_s"] + pad_s, (clip["end_s"] + next_start) / 2)
+    )
     return max(0.0, a), min(total_s, b)
 
 
@@ -85,7 +95,12 @@ def process_export(unit: Unit, params: dict, ctx: Context) -> list[Record]:
             else:
                 a = max(a, r["start_s"] - p["gap_s"] / 2)
             rel = f"pairs/audio/{p.get('split', 'train')}/{p['id']}-{role}.wav"
-            files[role] = (rel, _write_wav(ctx.path(rel), x[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]), a, b)
+            files[role] = (
+                rel,
+                _write_wav(ctx.path(rel), x[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]),
+                a,
+                b,
+            )
         line = {"kind": "pair", "id": p["id"], "audio": files["q"][0][len("pairs/"):], "sample_rate": SAMPLE_RATE,
                 "duration": round(files["q"][3] - files["q"][2], 4),
                 **({"text": q["text"]} if q.get("text") else {}),
@@ -133,12 +148,17 @@ def write_parquet(root: Path, rows_per_shard: int = 2000) -> list[Path]:
     try:
         import datasets
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("the parquet export needs 'datasets': pip install 's2s-bench[collect]'") from None
+        raise ModuleNotFoundError(
+            "the parquet export needs 'datasets': pip install 's2s-bench[collect]'"
+        ) from None
     out_dir = root / "parquet"
     for old in out_dir.glob("*.parquet"):
         old.unlink()
     written = []
-    for name, manifest, base in (("clips", root / "manifest.jsonl", root), ("pairs", root / "pairs" / "manifest.jsonl", root / "pairs")):
+    for name, manifest, base in (
+        ("clips", root / "manifest.jsonl", root),
+        ("pairs", root / "pairs" / "manifest.jsonl", root / "pairs"),
+    ):
         if not manifest.exists():
             continue
         lines = read_jsonl(manifest)
@@ -148,7 +168,10 @@ def write_parquet(root: Path, rows_per_shard: int = 2000) -> list[Path]:
                 row = {key: (v if not isinstance(v, (dict, list)) else str(v)) for key, v in line.items()}
                 row["audio"] = {"bytes": (base / line["audio"]).read_bytes(), "path": line["audio"]}
                 if "response_audio" in line:
-                    row["response_audio"] = {"bytes": (base / line["response_audio"]).read_bytes(), "path": line["response_audio"]}
+                    row["response_audio"] = {
+                        "bytes": (base / line["response_audio"]).read_bytes(),
+                        "path": line["response_audio"],
+                    }
                 rows.append(row)
             ds = _as_dataset(datasets, rows)
             path = out_dir / f"{name}-{k // rows_per_shard:05d}.parquet"

@@ -20,7 +20,18 @@ from typing import Any
 
 Record = dict[str, Any]
 
-PROVENANCE = ("recording_id", "audio", "gain_db", "split", "source", "path", "url", "title", "channel", "license")
+PROVENANCE = (
+    "recording_id",
+    "audio",
+    "gain_db",
+    "split",
+    "source",
+    "path",
+    "url",
+    "title",
+    "channel",
+    "license",
+)
 """Recording fields every segment, clip and pair carries, so each line says where it came from."""
 
 

@@ -68,7 +68,9 @@ def decode_to_wav(src: str | Path, dst: Path) -> dict:
                         resampler = (soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
                                      if rate != SAMPLE_RATE else False)  # fmt: skip
                     elif frame.sample_rate and frame.sample_rate != rate:
-                        raise MediaError(f"{src}: sample rate changes mid-stream ({rate} -> {frame.sample_rate} Hz)")
+                        raise MediaError(
+                            f"{src}: sample rate changes mid-stream ({rate} -> {frame.sample_rate} Hz)"
+                        )
                     y = resampler.resample_chunk(mono) if resampler else mono
                     out.write(np.clip(y, -1.0, 1.0))
                     n_out += y.size
@@ -118,7 +120,9 @@ def loudness_gain(x: np.ndarray, target_lufs: float, max_peak_dbfs: float) -> di
     try:
         import pyloudnorm
     except ModuleNotFoundError:
-        raise MediaError("loudness normalisation needs pyloudnorm: pip install 's2s-bench[collect]'") from None
+        raise MediaError(
+            "loudness normalisation needs pyloudnorm: pip install 's2s-bench[collect]'"
+        ) from None
     if x.size < int(0.4 * SAMPLE_RATE):
         raise MediaError(f"too short for a loudness measurement: {x.size / SAMPLE_RATE:.2f} s (needs 0.4 s)")
     lufs = float(pyloudnorm.Meter(SAMPLE_RATE).integrated_loudness(x.astype(np.float64)))

@@ -86,7 +86,9 @@ def group_units(inputs: dict[str, list[Record]], order: tuple[str, ...], key: st
     return units
 
 
-def _run_unit(stage: Stage, unit: Unit, params: dict, ctx: Context) -> tuple[list[Record] | None, str | None, float]:
+def _run_unit(
+    stage: Stage, unit: Unit, params: dict, ctx: Context
+) -> tuple[list[Record] | None, str | None, float]:
     t0 = time.process_time()
     try:
         return stage.process(unit, params, ctx), None, time.process_time() - t0
@@ -112,7 +114,9 @@ def worker_pool(workers: int) -> ProcessPoolExecutor | None:
         return None
     import multiprocessing as mp
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver"), initializer=_pool_init)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context("forkserver"), initializer=_pool_init
+    )
 
 
 def run_stage(

@@ -86,7 +86,9 @@ def _media_record(path: Path, meta: dict, problems: list[dict]) -> Record | None
         "source_sha256": sha,
         "size_bytes": path.stat().st_size,
         "source": meta.get("source")
-        or (f"downloaded from {meta['webpage_url']}" if meta.get("webpage_url") else f"local file {path.name}"),
+        or (
+            f"downloaded from {meta['webpage_url']}" if meta.get("webpage_url") else f"local file {path.name}"
+        ),
     }
     for key, alts in (("title", ("title",)), ("channel", ("channel", "uploader")), ("license", ("license",)),
                       ("url", ("webpage_url", "url", "original_url"))):  # fmt: skip
@@ -117,7 +119,9 @@ def _hf_records(folder: Path, work: Path, problems: list[dict]) -> list[Record]:
     try:
         import datasets
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("hf: sources need the 'datasets' package: pip install 's2s-bench[collect]'") from None
+        raise ModuleNotFoundError(
+            "hf: sources need the 'datasets' package: pip install 's2s-bench[collect]'"
+        ) from None
     if not any((folder / m).exists() for m in HF_MARKERS):
         return _audiofolder_records(folder, problems)
     loaded = datasets.load_from_disk(str(folder))
@@ -143,7 +147,9 @@ def _hf_records(folder: Path, work: Path, problems: list[dict]) -> list[Record]:
             elif src_path and Path(src_path).exists():
                 path = Path(src_path)
             else:
-                problems.append({"source": f"hf:{folder}[{split_name}][{i}]", "error": "row has no audio bytes or file"})
+                problems.append(
+                    {"source": f"hf:{folder}[{split_name}][{i}]", "error": "row has no audio bytes or file"}
+                )
                 continue
             meta = {k: v for k, v in row.items() if k != col and isinstance(v, (str, int, float, bool))}
             rec = _media_record(path, {"license": meta.get("license"), "channel": meta.get("speaker") or meta.get("channel"),
@@ -166,14 +172,22 @@ def _audiofolder_records(folder: Path, problems: list[dict]) -> list[Record]:
             with open(meta_path, encoding="utf-8", newline="") as fh:
                 rows = list(csv.DictReader(fh))
         else:
-            rows = [json.loads(line) for line in meta_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [
+                json.loads(line)
+                for line in meta_path.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
         for i, row in enumerate(rows):
             name = row.get("file_name")
             path = meta_path.parent / name if name else None
             if path is None or not path.is_file():
-                problems.append({"source": f"hf:{meta_path}[{i}]", "error": f"file_name {name!r} is not a file"})
+                problems.append(
+                    {"source": f"hf:{meta_path}[{i}]", "error": f"file_name {name!r} is not a file"}
+                )
                 continue
-            meta = {k: v for k, v in row.items() if k != "file_name" and isinstance(v, (str, int, float, bool))}
+            meta = {
+                k: v for k, v in row.items() if k != "file_name" and isinstance(v, (str, int, float, bool))
+            }
             rec = _media_record(path, {"license": meta.get("license"), "channel": meta.get("speaker") or meta.get("channel"),
                                        "source": f"hf:{folder} {name}", "kind": "hf"}, problems)  # fmt: skip
             if rec is not None:
@@ -182,7 +196,9 @@ def _audiofolder_records(folder: Path, problems: list[dict]) -> list[Record]:
     return out
 
 
-def collect_sources(specs: list[str], work: Path, dev_pct: int = 5, test_pct: int = 5) -> tuple[list[Record], list[dict]]:
+def collect_sources(
+    specs: list[str], work: Path, dev_pct: int = 5, test_pct: int = 5
+) -> tuple[list[Record], list[dict]]:
     """Recording records for the sources, and the problems found (a missing path, an unreadable file)."""
     problems: list[dict] = []
     found: list[Record] = []
@@ -196,9 +212,16 @@ def collect_sources(specs: list[str], work: Path, dev_pct: int = 5, test_pct: in
             try:
                 found += _hf_records(path, work, problems)
             except Exception as exc:  # noqa: BLE001 - a broken dataset folder is one bad source
-                problems.append({"source": spec, "error": f"cannot load as a datasets folder: {type(exc).__name__}: {exc}"})
+                problems.append(
+                    {
+                        "source": spec,
+                        "error": f"cannot load as a datasets folder: {type(exc).__name__}: {exc}",
+                    }
+                )
             continue
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in MEDIA_EXTS)
+        files = (
+            [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in MEDIA_EXTS)
+        )
         downloads = _download_metadata(path if path.is_dir() else path.parent)
         if not files:
             problems.append({"source": spec, "error": f"no media files ({', '.join(MEDIA_EXTS)})"})

@@ -23,7 +23,9 @@ from .pipeline import Context, Unit
 _pyannote = {}
 
 
-def embed_segments(x: np.ndarray, spans: list[tuple[int, int]], partials_per_s: float) -> list[np.ndarray | None]:
+def embed_segments(
+    x: np.ndarray, spans: list[tuple[int, int]], partials_per_s: float
+) -> list[np.ndarray | None]:
     """Unit-norm d-vectors of the spans (None where resemblyzer finds under 0.3 s of voiced audio)."""
     from ...metrics.nonintrusive import load_speaker_encoder
 
@@ -51,7 +53,9 @@ def cluster(embeddings: np.ndarray, max_distance: float) -> np.ndarray:
     return fcluster(z, t=max_distance, criterion="distance") - 1
 
 
-def label_segments(segs: list[Record], embs: list[np.ndarray | None], params: dict) -> list[tuple[int | None, float | None]]:
+def label_segments(
+    segs: list[Record], embs: list[np.ndarray | None], params: dict
+) -> list[tuple[int | None, float | None]]:
     """(cluster, cosine similarity to its centroid) for each segment (see the module docstring)."""
     n = len(segs)
     long_ix = [i for i in range(n) if embs[i] is not None and segs[i]["duration_s"] >= params["min_embed_s"]]
@@ -93,16 +97,23 @@ def _pyannote_turns(x: np.ndarray, path: str) -> list[tuple[float, float, str]]:
             import torch
             from pyannote.audio import Pipeline
         except ModuleNotFoundError:
-            raise ModuleNotFoundError("speakers method 'pyannote' needs pyannote.audio: pip install pyannote.audio") from None
+            raise ModuleNotFoundError(
+                "speakers method 'pyannote' needs pyannote.audio: pip install pyannote.audio"
+            ) from None
         from pathlib import Path
 
         if not (Path(path) / "config.yaml").exists():
-            raise FileNotFoundError(f"pyannote pipeline folder {path!r} has no config.yaml (a local pipeline is needed)")
+            raise FileNotFoundError(
+                f"pyannote pipeline folder {path!r} has no config.yaml (a local pipeline is needed)"
+            )
         _pyannote[path] = (Pipeline.from_pretrained(path), torch)
     pipeline, torch = _pyannote[path]
     diarization = pipeline({"waveform": torch.from_numpy(x)[None], "sample_rate": SAMPLE_RATE})
     annotation = getattr(diarization, "speaker_diarization", diarization)
-    return [(float(turn.start), float(turn.end), str(spk)) for turn, _, spk in annotation.itertracks(yield_label=True)]
+    return [
+        (float(turn.start), float(turn.end), str(spk))
+        for turn, _, spk in annotation.itertracks(yield_label=True)
+    ]
 
 
 def process_speakers(unit: Unit, params: dict, ctx: Context) -> list[Record]:
@@ -129,5 +140,7 @@ def process_speakers(unit: Unit, params: dict, ctx: Context) -> list[Record]:
     for s, (label, sim) in zip(segs, raw, strict=True):
         if label is not None and label not in names:
             names[label] = f"{rec['id']}:S{len(names) + 1}"
-        out.append({**s, "speaker": names.get(label), "speaker_similarity": None if sim is None else round(sim, 4)})
+        out.append(
+            {**s, "speaker": names.get(label), "speaker_similarity": None if sim is None else round(sim, 4)}
+        )
     return out

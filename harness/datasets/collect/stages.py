@@ -57,7 +57,9 @@ class CollectConfig:
 
     def save(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        (root / CONFIG).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (root / CONFIG).write_text(
+            json.dumps(asdict(self), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
 
     def params(self, stage: str) -> dict:
         """The parameters a stage's cache key covers."""
@@ -129,7 +131,9 @@ def run_collection(
         for name in stage.inputs:
             path = stage_dir(root, name) / "manifest.jsonl"
             if not path.exists():
-                raise FileNotFoundError(f"stage {only!r} needs {name!r} first: {path} is missing (run without --stage)")
+                raise FileNotFoundError(
+                    f"stage {only!r} needs {name!r} first: {path} is missing (run without --stage)"
+                )
             results[name] = StageResult(name, read_jsonl(path))
         todo: tuple[Stage, ...] = (stage,)
     else:
@@ -150,8 +154,10 @@ def run_collection(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    if "export" in results and not results["export"].skipped or (
-        "export" in results and not (root / "card.md").exists()
+    if (
+        "export" in results
+        and not results["export"].skipped
+        or ("export" in results and not (root / "card.md").exists())
     ):
         from .card import write_card
 
@@ -166,7 +172,9 @@ def _log_stage(res: StageResult, log) -> None:
     state = "up to date" if res.skipped else f"{i.get('wall_s', 0):.1f} s"
     h_in = "" if i.get("hours_in") is None else f"{i['hours_in']:.3f} h -> "
     h_out = "" if i.get("hours_out") is None else f"{i['hours_out']:.3f} h"
-    log(f"{res.name:<10} {i.get('records_in', '?'):>6} -> {i.get('records_out', '?'):<6} {h_in}{h_out}  ({state})")
+    log(
+        f"{res.name:<10} {i.get('records_in', '?'):>6} -> {i.get('records_out', '?'):<6} {h_in}{h_out}  ({state})"
+    )
     for err in i.get("errors", []) if not res.skipped else []:
         log(f"  skipped {err['unit']}: {err['error']}")
 

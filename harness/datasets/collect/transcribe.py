@@ -46,5 +46,7 @@ def process_transcribe(unit: Unit, params: dict, ctx: Context) -> list[Record]:
     out = []
     for c in clips:
         y = x[int(c["start_s"] * SAMPLE_RATE) : int(c["end_s"] * SAMPLE_RATE)]
-        out.append({**c, "text": judge.transcribe(y, SAMPLE_RATE), "text_source": f"asr {judge.info.get('model')}"})
+        out.append(
+            {**c, "text": judge.transcribe(y, SAMPLE_RATE), "text_source": f"asr {judge.info.get('model')}"}
+        )
     return out

@@ -15,7 +15,17 @@ from __future__ import annotations
 from .manifest import Record, provenance
 from .pipeline import Context, Unit
 
-CLIP_FIELDS = ("id", "start_s", "end_s", "duration_s", "speaker", "text", "snr_db", "dnsmos_ovrl", "dnsmos_p808")
+CLIP_FIELDS = (
+    "id",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "speaker",
+    "text",
+    "snr_db",
+    "dnsmos_ovrl",
+    "dnsmos_p808",
+)
 
 
 def process_turns(unit: Unit, params: dict, ctx: Context) -> list[Record]:
@@ -77,5 +87,7 @@ def summarize_pairs(records_in: list[Record], records_out: list[Record], params:
     gaps = [p["gap_s"] for p in records_out]
     return {
         "pairs": len(records_out),
-        "gap_s": {q: round(float(np.percentile(gaps, int(q[1:]))), 3) for q in ("p10", "p50", "p90")} if gaps else {},
+        "gap_s": {q: round(float(np.percentile(gaps, int(q[1:]))), 3) for q in ("p10", "p50", "p90")}
+        if gaps
+        else {},
     }

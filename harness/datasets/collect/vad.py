@@ -92,9 +92,7 @@ def _pauses(probs: np.ndarray, lo: int, hi: int, neg_threshold: float) -> list[t
     return runs
 
 
-def split_long(
-    region: tuple[int, int], probs: np.ndarray, cfg: VadConfig
-) -> list[tuple[int, int, str]]:
+def split_long(region: tuple[int, int], probs: np.ndarray, cfg: VadConfig) -> list[tuple[int, int, str]]:
     """Split a region into pieces of at most ``max_segment_s``, each cut in the longest pause that keeps the first
     piece within the limit; ``(start, end, cut)`` where ``cut`` says how the piece's end was made ("vad", "pause" or
     "forced": no pause, cut at the least speech-like frame)."""
@@ -134,9 +132,7 @@ def frame_energy_db(x: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
 
 
-def refine(
-    pieces: list[tuple[int, int, str]], x: np.ndarray, cfg: VadConfig
-) -> list[tuple[int, int, str]]:
+def refine(pieces: list[tuple[int, int, str]], x: np.ndarray, cfg: VadConfig) -> list[tuple[int, int, str]]:
     """Move each boundary to the speech's own onset/offset by 10 ms frame energy.
 
     silero's probabilities fall 100-150 ms after the last voiced sample, so ends come late. Within
