@@ -7,7 +7,7 @@ import sys
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("data", help="list, build and check datasets")
-    sub = p.add_subparsers(dest="data_command", metavar="{list,build,check}")
+    sub = p.add_subparsers(dest="data_command", metavar="{list,build,check,collect}")
     sub.required = True
 
     ls = sub.add_parser(
@@ -38,6 +38,10 @@ def add_parser(subparsers) -> None:
     c.add_argument("--max-s", type=float, default=None, help="longest usable clip in seconds (default 120)")
     c.add_argument("--all", action="store_true", help="list every file, not only those with problems")
     c.set_defaults(func=run_check)
+
+    from .collect_cmd import add_collect_parser
+
+    add_collect_parser(sub)
 
 
 def run_list(args) -> int:
