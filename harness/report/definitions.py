@@ -12,7 +12,13 @@ _REPORT_TERMS = {
     "[lo, hi]": "95% confidence interval: seeded percentile bootstrap over the per-utterance values (for the mean "
     "and p50 the same interval as the run's summary, harness.stats)",
     "n": "number of utterances with a value for that metric (failed or never-audible utterances have none)",
-    "failures": "utterances that crashed, timed out, hung or had bad input (kind and count)",
+    "answered": "turns with an audible answer (ok or truncated) / all turns, with a 95% Wilson interval",
+    "TTFA KM": "Kaplan-Meier estimate of TTFA over all turns: answered turns at their TTFA, the others censored at "
+    "their wait limit; 'not reached' when fewer turns were answered than the quantile needs",
+    "failures": "utterances that crashed, hung, timed out without an audible answer, had bad input or whose "
+    "backend did not load (kind and count)",
+    "input lagged": "utterances whose pushes fell behind the speaker by more than input_lag_flag_ms (a backend "
+    "whose push() blocks)",
     "random weights: latency only": "the backend ran random weights: its latency is real, its output quality "
     "is meaningless and is not shown",
     "Pareto front": "backends not beaten on both TTFA p50 and the quality metric by another backend",
