@@ -68,12 +68,22 @@ class SpeechActivity:
 
 
 def silero_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-        import silero_vad  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+    """Whether silero-vad and onnxruntime are installed (found without importing them: see :func:`_silero`)."""
+    from importlib.util import find_spec
+
+    return find_spec("silero_vad") is not None and find_spec("onnxruntime") is not None
+
+
+def _silero():
+    """The ``silero_vad`` module. Its import sets torch's thread count to 1 for the whole process, which would
+    make every backend measured after it run on one core: the count is put back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    import silero_vad
+
+    torch.set_num_threads(threads)
+    return silero_vad
 
 
 def resolve_method(method: str = "auto") -> str:
@@ -140,21 +150,18 @@ def detect_speech(audio: np.ndarray, sr: int, method: str = "auto") -> SpeechAct
 def _silero_model():
     global _SILERO_MODEL
     if _SILERO_MODEL is None:
-        import torch
+        import warnings
 
-        threads = torch.get_num_threads()
-        import silero_vad  # its import sets torch's thread count to 1 for the whole process: undo that
-
-        torch.set_num_threads(threads)
-        _SILERO_MODEL = silero_vad.load_silero_vad(onnx=True)
+        with warnings.catch_warnings():  # silero's own use of a deprecated importlib.resources API
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _SILERO_MODEL = _silero().load_silero_vad(onnx=True)
     return _SILERO_MODEL
 
 
 def _silero_segments(x: np.ndarray) -> list[tuple[int, int]]:
     import torch
-    from silero_vad import get_speech_timestamps
 
-    stamps = get_speech_timestamps(
+    stamps = _silero().get_speech_timestamps(
         torch.from_numpy(x),
         _silero_model(),
         threshold=THRESHOLD,
