@@ -33,7 +33,8 @@ chunk *i* is due at start + the time of its last sample in the file.
   starts before the user has finished (kept as measured; Full-Duplex-Bench averages such turns as 0).
   ``ttfa_eof_ms``: the same from ``file_end``.
 - ``ttfa_km``: TTFA over all turns as a Kaplan-Meier estimate: unanswered turns (no_answer, failed) are censored
-  at their wait limit (``wait_limit_ms``: the timeout after the end of the file, measured from ``speech_end``), so
+  at their wait limit (``wait_limit_ms``, from ``speech_end`` to the runner's deadline: the timeout after the end
+  of the file in realtime pacing, after the start in fast pacing), so
   a system cannot improve its median by not answering. Median and p95 with 95% bootstrap intervals; a quantile
   is "not reached" when too few turns were answered.
 - ``stall_count``, ``stall_ms``: ok turns: the same player from the first audible sample to the end: the number
@@ -44,9 +45,9 @@ chunk *i* is due at start + the time of its last sample in the file.
 - ``audio_end_from_speech_end_ms``: realtime only, ok turns: when the player has played the last output sample -
   ``speech_end`` (the user-perceived end offset); ``audio_end_from_file_end_ms``: the same from ``file_end``.
 - ``simuleval_start_offset_ms``, ``simuleval_end_offset_ms``, ``simuleval_atd_ms``, ``simuleval_rtf``: SimulEval's
-  StartOffset, EndOffset, ATD and RTF for speech output, exactly as its latency scorer computes them (harness.
-  simuleval): on the source clock, a chunk's delay is the input audio sent when it arrived; silent output counts.
-  For ok and no_answer turns with output.
+  StartOffset, EndOffset, ATD and RTF for speech output, exactly as its latency scorer computes them (module
+  harness.simuleval): on the source clock, a chunk's delay is the input audio sent when it arrived; silent output
+  counts. For ok and no_answer turns with output.
 - ``rtf``: ok turns: generation time / output duration, generation time = last output chunk - the later of the
   first output chunk and ``speech_end`` (0 when all output came before it): waiting for the user is not
   generation. Below 1 = faster than real time.

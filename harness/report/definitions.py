@@ -58,6 +58,20 @@ def latency_definitions() -> dict[str, str]:
     return defs
 
 
+DOCS_BEGIN = "<!-- latency definitions: generated from harness/latency.py by `python -m harness.report.definitions` -->"
+DOCS_END = "<!-- end of latency definitions -->"
+
+
+def latency_markdown(names: list[str] | None = None) -> str:
+    """The latency definitions (all, or ``names`` in that order) as the Markdown table that docs/latency.md and
+    the README carry between :data:`DOCS_BEGIN` and :data:`DOCS_END` (a test keeps them equal)."""
+    defs = latency_definitions()
+    rows = [(name, defs[name]) for name in (names or list(defs))]
+    lines = ["| name | definition |", "|---|---|"]
+    lines += [f"| `{name}` | {text.replace('|', '/')} |" for name, text in rows]
+    return "\n".join([DOCS_BEGIN, *lines, DOCS_END])
+
+
 def quality_definition(name: str) -> str:
     """A one-line definition of a quality metric by its name (prefix match), or a pointer to its plugin."""
     low = name.lower()
@@ -73,3 +87,7 @@ def all_definitions(quality_names: list[str]) -> list[tuple[str, str]]:
     rows += [(name, quality_definition(name)) for name in quality_names]
     rows += list(_REPORT_TERMS.items())
     return rows
+
+
+if __name__ == "__main__":
+    print(latency_markdown())
