@@ -77,8 +77,9 @@ def km_quantile(times: np.ndarray, observed: np.ndarray, q: float) -> float:
 
     ``observed[i]`` is True when ``times[i]`` is an event (a TTFA), False when it is a censoring time (no answer
     by then). The quantile is the first event time at which the estimated survival S(t) drops to ``1 - q`` or
-    below (the convention of lifelines and R's ``quantile.survfit`` without interpolation); ``inf`` when S never
-    gets that low (too many turns were never answered). Censored times tied with an event count as after it.
+    below; where S(t) equals ``1 - q`` exactly, the midpoint between that event and the next one (R's
+    ``quantile.survfit``; without censoring the median is then the usual sample median). ``inf`` when S never
+    gets that low (too many turns were never answered). Censorings tied with an event count as after it.
     """
     times = np.asarray(times, dtype=np.float64)
     observed = np.asarray(observed, dtype=bool)
@@ -88,8 +89,16 @@ def km_quantile(times: np.ndarray, observed: np.ndarray, q: float) -> float:
     t, ev = times[order], observed[order]
     at_risk = times.size - np.arange(times.size)
     survival = np.cumprod(np.where(ev, 1.0 - 1.0 / at_risk, 1.0))
-    hit = np.flatnonzero(ev & (survival <= 1.0 - q + 1e-12))
-    return float(t[hit[0]]) if hit.size else math.inf
+    target = 1.0 - q
+    hit = np.flatnonzero(ev & (survival <= target + 1e-12))
+    if not hit.size:
+        return math.inf
+    i = hit[0]
+    if abs(survival[i] - target) <= 1e-12:
+        later = np.flatnonzero(ev & (t > t[i]))
+        if later.size:
+            return float((t[i] + t[later[0]]) / 2)
+    return float(t[i])
 
 
 def km_describe(

@@ -222,9 +222,10 @@ def test_unanswered_turns_are_counted_and_censored():
     assert lo < 4 / 6 < hi
     assert s["ttfa_ms"]["n"] == 4 and s["ttfa_ms"]["p50"] == pytest.approx(250.0)  # answered turns only
     km = s["ttfa_km"]
-    # S(t) = 5/6, 4/6, 3/6 after the answers at 100, 200, 300 ms: the median is 300; S never reaches 0.05.
+    # S(t) = 5/6, 4/6, 3/6, 2/6 after the answers at 100, 200, 300, 400 ms: S is exactly 1/2 from 300 to 400 ms,
+    # so the median is their midpoint (R's convention); S never reaches 0.05: p95 is not reached.
     assert (km["n"], km["n_events"], km["n_censored"]) == (6, 4, 2)
-    assert km["p50"] == pytest.approx(300.0) and km["p95"] is None and km["p95_reached"] is False
+    assert km["p50"] == pytest.approx(350.0) and km["p95"] is None and km["p95_reached"] is False
 
 
 def test_not_answering_cannot_improve_the_censored_median():
@@ -242,7 +243,8 @@ def test_not_answering_cannot_improve_the_censored_median():
         ]
     )
     assert quiet["ttfa_ms"]["p50"] < honest["ttfa_ms"]["p50"]  # the plain percentile rewards silence ...
-    assert quiet["ttfa_km"]["p50"] == honest["ttfa_km"]["p50"] == pytest.approx(300.0)  # ... KM does not
+    assert quiet["ttfa_km"]["p50"] == honest["ttfa_km"]["p50"] == pytest.approx(350.0)  # ... KM does not
+    assert honest["ttfa_km"]["p50"] == honest["ttfa_ms"]["p50"]  # all answered: the KM median is the median
 
 
 def test_rtfx_counts_backend_time_only_and_failed_turns_add_no_audio():
@@ -273,3 +275,18 @@ def test_percentiles_come_with_intervals():
         lo, hi = s[f"{stat}_ci95"]
         assert 100.0 - 1e-9 <= lo <= s[stat] <= hi <= 400.0 + 1e-9, stat
     assert not math.isnan(s["p99"])
+
+
+def test_kaplan_meier_quantiles_by_hand():
+    from harness.stats import km_quantile, wilson_ci
+
+    # events at 1, 3, 4; censored at 2 and 5. S: 1 -> 4/5; 3 -> 4/5 * 2/3 = 8/15; 4 -> 8/15 * 1/2 = 4/15.
+    times, observed = [1, 2, 3, 4, 5], [True, False, True, True, False]
+    assert km_quantile(times, observed, 0.2) == 2.0  # S = 0.8 = 1 - 0.2 exactly from 1 to 3: their midpoint
+    assert km_quantile(times, observed, 0.1) == 1.0  # S(1) = 0.8 < 0.9
+    assert km_quantile(times, observed, 0.5) == 4.0  # S(3) = 0.533 > 0.5, S(4) = 0.267
+    assert math.isinf(km_quantile(times, observed, 0.95))  # S never gets to 0.05
+    assert km_quantile([5, 1, 3], [True, True, True], 0.5) == 3.0  # no censoring: the sample median
+    assert km_quantile([4, 1, 3, 2], [True] * 4, 0.5) == 2.5  # S = 1/2 exactly from 2 to 3: the midpoint
+    lo, hi = wilson_ci(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.27753, abs=1e-5)

@@ -72,11 +72,10 @@ def test_summary_table_shows_planted_latency_failures_and_latency_only_label(bui
     cascade = dict(zip(header, _row(md, "cascade"), strict=False))
     assert cascade["answered"] == "19/20 (95%) [76, 99]" and cascade["failures"] == "1 (crash 1)"
     assert cascade["no answer"] == "0" and cascade["truncated"] == "0"
-    # the failed turn is censored at its wait limit (30 s): the KM median is the 10th of 20, not the plain p50
-    km = cascade["TTFA KM p50 (ms)"]
-    assert km.endswith("n=20") and float(km.split()[0]) == pytest.approx(
-        sorted(jittered(900, seed=2)[:19])[9], abs=0.05
-    )
+    # the failed turn is censored at its wait limit (30 s): S(t) is 1/2 between the 10th and 11th answers of 20
+    # turns, so the KM median is their midpoint (the plain p50 is over the 19 answered turns only)
+    km, answered = cascade["TTFA KM p50 (ms)"], sorted(jittered(900, seed=2)[:19])
+    assert km.endswith("n=20") and float(km.split()[0]) == pytest.approx((answered[9] + answered[10]) / 2, abs=0.05)
     # 19/20 answered: S(t) reaches 0.05 exactly at the last answer; its interval's top is not reached
     km95 = cascade["TTFA KM p95 (ms)"]
     assert float(km95.split()[0]) == pytest.approx(max(jittered(900, seed=2)[:19]), abs=0.05)
