@@ -9,8 +9,9 @@ chunk *i* is due at start + the time of its last sample in the file.
   voiced segment in the file (harness.vad: silero-vad with the settings Full-Duplex-Bench uses, or an energy
   fallback; method and parameters in run.json ``vad``), placed on the schedule: realtime: start + its time in
   the file, never the time a push happened to return; fast: when the chunk holding it was handed to the backend.
-  An input where no speech is found (or a log without it) uses ``file_end``. Full-Duplex-Bench's response
-  latency is measured from the same point.
+  Data that knows where its speech ends (an utterance's ``extra.speech_end_s``: an annotated corpus, audio made
+  by code) gives it instead of the VAD; an input where no speech is found (or a log without it) uses
+  ``file_end``. Full-Duplex-Bench's response latency is measured from the same point.
 - ``file_end``: the end of the input file on the same schedule (realtime: start + file duration; fast: when the
   last chunk was handed over). The ``_eof`` figures are measured from it, as all figures were before round 2.
 - ``trailing_silence_ms``: file duration - time of ``speech_end`` in the file: what TTFA from the end of file
@@ -75,6 +76,8 @@ DEFAULT_INPUT_LAG_FLAG_MS = 20.0
 DEFAULT_TIMEOUT_S = 60.0
 STATUSES = ("ok", "no_answer", "truncated", "failed")
 ANSWERED = ("ok", "truncated")
+SPEECH_END_SOURCES = ("vad", "annotation")
+"""Where a speech end can come from; otherwise (``no_speech``, ``file_end``) the end of the file is used."""
 LATENCY_METRICS = (
     "ttfa_ms",
     "ttfa_eof_ms",
@@ -123,7 +126,7 @@ class UtteranceLatency:
     error_kind: str | None = None
     error: str | None = None
     speech_end_s: float | None = None
-    speech_end_from: str = "file_end"  # vad | no_speech | file_end (the log has no speech end)
+    speech_end_from: str = "file_end"  # vad | annotation | no_speech | file_end (the log has no speech end)
     trailing_silence_ms: float | None = None
     input_lag_ms: float | None = None
     input_lagged: bool | None = None
@@ -201,9 +204,9 @@ def utterance_latency(
 ) -> UtteranceLatency:
     """Every latency metric of one utterance from its events (definitions: the module docstring).
 
-    With ``speech_end_from`` (``"vad"``, or ``"no_speech"`` when the VAD found none), ``speech_end_s`` (time in the
-    input file, s) overrides the log's ``utt_start.speech_end_s``: an old log rescored with speech ends re-derived
-    from its inputs.
+    With ``speech_end_from`` (``"vad"``, ``"annotation"``, or ``"no_speech"`` when the VAD found none),
+    ``speech_end_s`` (time in the input file, s) overrides the log's ``utt_start.speech_end_s``: an old log rescored
+    with speech ends re-derived from its inputs.
     """
     cfg = settings or LatencySettings()
     start = next((e for e in evs if e["e"] == "utt_start"), None)
@@ -226,7 +229,7 @@ def utterance_latency(
         speech_end_s = start.get("speech_end_s")
         speech_end_from = start.get("speech_end_from", "vad") if speech_end_s is not None else "file_end"
     res.speech_end_from = speech_end_from
-    if speech_end_s is None or speech_end_from != "vad":
+    if speech_end_s is None or speech_end_from not in SPEECH_END_SOURCES:
         speech_end_s = duration_s
     speech_end_s = min(float(speech_end_s), duration_s)
     res.speech_end_s = speech_end_s
@@ -322,20 +325,20 @@ def _simuleval(res, pushes, chunks, in_sr: int, out_sr: int, in_samples: int) ->
 
 
 def utterance_latencies(
-    events: list[dict], speech_ends: dict[str, float | None] | None = None
+    events: list[dict], speech_ends: dict[str, tuple[float | None, str]] | None = None
 ) -> list[UtteranceLatency]:
     """Latency of the last finished attempt of every (backend, utterance).
 
-    ``speech_ends`` (utterance id -> end of speech in its file in s, None where no speech was found) overrides
-    the log's for the utterances it names.
+    ``speech_ends`` (utterance id -> (end of speech in its file in s or None, where it comes from: ``vad``,
+    ``annotation`` or ``no_speech``)) overrides the log's for the utterances it names.
     """
     cfg = LatencySettings.from_run(run_settings(events))
     speech_ends = speech_ends or {}
     out = []
     for (b, u), evs in final_attempts(events).items():
         if u in speech_ends:
-            end_s = speech_ends[u]
-            out.append(utterance_latency(b, u, evs, cfg, end_s, "vad" if end_s is not None else "no_speech"))
+            end_s, source = speech_ends[u]
+            out.append(utterance_latency(b, u, evs, cfg, end_s, source))
         else:
             out.append(utterance_latency(b, u, evs, cfg))
     return out
@@ -403,7 +406,8 @@ def summarize_backend(rows: list[UtteranceLatency]) -> dict:
             {"utt": r.utt, "input_lag_ms": r.input_lag_ms} for r in rows if r.input_lagged is True
         ],
         "speech_end_from": {
-            src: sum(r.speech_end_from == src for r in started) for src in ("vad", "no_speech", "file_end")
+            src: sum(r.speech_end_from == src for r in started)
+            for src in (*SPEECH_END_SOURCES, "no_speech", "file_end")
         },
         "audio_in_s": sum(r.audio_in_s for r in started),
         "audio_in_ok_s": audio_ok,
@@ -419,7 +423,9 @@ def summarize_backend(rows: list[UtteranceLatency]) -> dict:
     return s
 
 
-def summarize(events: list[dict], speech_ends: dict[str, float | None] | None = None) -> dict[str, dict]:
+def summarize(
+    events: list[dict], speech_ends: dict[str, tuple[float | None, str]] | None = None
+) -> dict[str, dict]:
     """Per-backend summaries (the ``summary`` of run.json) from the event log alone."""
     per_backend: dict[str, list[UtteranceLatency]] = defaultdict(list)
     for res in utterance_latencies(events, speech_ends):

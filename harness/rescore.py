@@ -39,9 +39,11 @@ def _run_utterances(meta: dict) -> tuple[list[Any] | None, str]:
     return utts, ""
 
 
-def derive_speech_ends(meta: dict, ids: set[str] | None = None) -> tuple[dict[str, float | None], str]:
-    """End of speech (s into the file, None where no speech was found) of the run's inputs, by utterance id, with
-    the run's VAD method; ({}, reason) when the inputs are not available."""
+def derive_speech_ends(
+    meta: dict, ids: set[str] | None = None
+) -> tuple[dict[str, tuple[float | None, str]], str]:
+    """(end of speech in s or None, ``vad``/``annotation``/``no_speech``) of the run's inputs by utterance id,
+    with the run's VAD method; ({}, reason) when the inputs are not available."""
     from .vad import speech_of_utterances
 
     utts, why = _run_utterances(meta)
@@ -51,9 +53,7 @@ def derive_speech_ends(meta: dict, ids: set[str] | None = None) -> tuple[dict[st
         utts = [u for u in utts if u.id in ids]
     method = (meta.get("vad") or {}).get("method", "auto")
     found = speech_of_utterances(utts, method)
-    return {
-        uid: (sp.speech_end_s if sp is not None else None) for uid, sp in found.items() if sp is not None
-    }, ""
+    return {uid: (sp.speech_end_s, sp.speech_end_from) for uid, sp in found.items() if sp is not None}, ""
 
 
 def lacking_speech_end(events: list[dict]) -> set[str]:
@@ -69,7 +69,7 @@ def rescore(run: Run) -> tuple[dict[str, dict], list[str]]:
     """(latency summaries, notes) from the run's events; speech ends missing from the log are re-derived."""
     notes: list[str] = []
     lacking = lacking_speech_end(run.events)
-    speech_ends: dict[str, float | None] = {}
+    speech_ends: dict[str, tuple[float | None, str]] = {}
     if lacking:
         speech_ends, why = derive_speech_ends(run.meta, lacking)
         if why:
@@ -141,9 +141,11 @@ def _check_speech_ends(run: Run) -> list[str]:
     for uid, (source, end_s) in sorted(logged.items()):
         if uid not in derived:
             continue
-        again = derived[uid]
-        if (again is None) != (source == "no_speech") or (
+        again, again_source = derived[uid]
+        if again_source != source or (
             again is not None and abs(again - float(end_s)) > SPEECH_END_TOLERANCE_S
         ):
-            out.append(f"{uid}: speech end {end_s} s ({source}) in the log but {again} s from the input")
+            out.append(
+                f"{uid}: speech end {end_s} s ({source}) in the log but {again} s ({again_source}) now"
+            )
     return out

@@ -201,7 +201,7 @@ class _Job:
             end = self.speech.speech_end_s
             speech = {
                 "speech_end_s": end if end is not None else audio.size / in_sr,
-                "speech_end_from": "vad" if end is not None else "no_speech",
+                "speech_end_from": self.speech.speech_end_from,
             }
         t0 = now_ns()
         soft_deadline = t0 + (duration_ns if realtime else 0) + int(s.timeout_s * 1e9)

@@ -20,7 +20,7 @@ def _block(path: Path) -> str:
 
 def test_docs_latency_page_carries_every_definition_verbatim():
     assert _block(ROOT / "docs" / "latency.md") == latency_markdown(), (
-        "docs/latency.md is stale: paste the output of `python -m harness.report.definitions`"
+        "docs/latency.md is stale: run `python -m harness.report.definitions docs/latency.md README.md`"
     )
 
 

@@ -193,7 +193,9 @@ def test_si_sdr_pesq_stoi_agree_with_torchmetrics_functional(pair):
     ref, sr = read_audio(pair[0])
     deg, _ = read_audio(pair[1])
     r, d = torch.from_numpy(ref.astype(np.float64)), torch.from_numpy(deg.astype(np.float64))
-    assert si_sdr(ref, deg) == pytest.approx(float(tm.scale_invariant_signal_distortion_ratio(d, r)), abs=1e-3)
+    assert si_sdr(ref, deg) == pytest.approx(
+        float(tm.scale_invariant_signal_distortion_ratio(d, r)), abs=1e-3
+    )
     assert pesq_wb(ref, deg, sr) == pytest.approx(
         float(tm.perceptual_evaluation_speech_quality(d, r, sr, "wb")), abs=1e-4
     )

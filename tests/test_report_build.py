@@ -75,7 +75,9 @@ def test_summary_table_shows_planted_latency_failures_and_latency_only_label(bui
     # the failed turn is censored at its wait limit (30 s): S(t) is 1/2 between the 10th and 11th answers of 20
     # turns, so the KM median is their midpoint (the plain p50 is over the 19 answered turns only)
     km, answered = cascade["TTFA KM p50 (ms)"], sorted(jittered(900, seed=2)[:19])
-    assert km.endswith("n=20") and float(km.split()[0]) == pytest.approx((answered[9] + answered[10]) / 2, abs=0.05)
+    assert km.endswith("n=20") and float(km.split()[0]) == pytest.approx(
+        (answered[9] + answered[10]) / 2, abs=0.05
+    )
     # 19/20 answered: S(t) reaches 0.05 exactly at the last answer; its interval's top is not reached
     km95 = cascade["TTFA KM p95 (ms)"]
     assert float(km95.split()[0]) == pytest.approx(max(jittered(900, seed=2)[:19]), abs=0.05)

@@ -88,3 +88,15 @@ def test_loading_silero_leaves_torchs_thread_count_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "2"
+
+
+def test_data_that_knows_its_speech_end_is_not_second_guessed():
+    from harness.data import Utterance
+    from harness.datasets import synthetic_clips
+
+    clip = next(iter(synthetic_clips(n=1)))  # made by code: its voice ends where the file ends
+    plain = Utterance(id="plain", sample_rate=SR, audio_array=bursts())
+    found = vad.speech_of_utterances([clip, plain], "energy")
+    assert found[clip.id].speech_end_from == "annotation"
+    assert found[clip.id].speech_end_s == pytest.approx(clip.audio_array.size / SR)
+    assert found["plain"].speech_end_from == "vad" and found["plain"].speech_end_s < 1.5

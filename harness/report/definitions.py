@@ -58,7 +58,7 @@ def latency_definitions() -> dict[str, str]:
     return defs
 
 
-DOCS_BEGIN = "<!-- latency definitions: generated from harness/latency.py by `python -m harness.report.definitions` -->"
+DOCS_BEGIN = "<!-- latency definitions: generated from harness/latency.py by `python -m harness.report.definitions FILE` -->"
 DOCS_END = "<!-- end of latency definitions -->"
 
 
@@ -89,5 +89,21 @@ def all_definitions(quality_names: list[str]) -> list[tuple[str, str]]:
     return rows
 
 
-if __name__ == "__main__":
-    print(latency_markdown())
+def refresh_docs(paths: list[str]) -> None:
+    """Rewrite the generated block of each Markdown file in ``paths`` (the rows it already names, in order)."""
+    from pathlib import Path
+
+    for path in map(Path, paths):
+        text = path.read_text(encoding="utf-8")
+        start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+        names = re.findall(r"^\| `([^`]+)` \|", text[start:end], flags=re.M)
+        path.write_text(text[:start] + latency_markdown(names) + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m harness.report.definitions [FILE.md ...]: print, or refresh those files
+    import sys
+
+    if sys.argv[1:]:
+        refresh_docs(sys.argv[1:])
+    else:
+        print(latency_markdown())
