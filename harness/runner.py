@@ -32,6 +32,7 @@ from .registry import create_backend
 from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug, write_json_atomic
 from .vad import METHODS as VAD_METHODS
 from .vad import SpeechActivity, speech_of_utterances, vad_info
+from .vad import resolve_method as resolve_vad
 
 now_ns = time.perf_counter_ns
 
@@ -69,6 +70,10 @@ class RunSettings:
             raise RunError(f"Expected timeout_s > 0 but got {self.timeout_s}")
         if self.vad not in VAD_METHODS:
             raise RunError(f"Expected vad to be one of {', '.join(VAD_METHODS)} but got {self.vad!r}")
+        try:
+            resolve_vad(self.vad)
+        except ModuleNotFoundError as exc:
+            raise RunError(str(exc)) from None
 
 
 class _Timeout(Exception):
@@ -439,7 +444,7 @@ def run_benchmark(
         meta["status"] = "running"
     random.seed(seed)
     np.random.seed(seed)
-    speech = speech_of_utterances(utts, vad)  # untimed, cached by the audio's checksum
+    speech = speech_of_utterances(utts, vad, progress=progress)  # untimed, cached by the audio's checksum
 
     loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
     meta["backends"] = [

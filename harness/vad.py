@@ -244,13 +244,21 @@ def cached_speech(
 
 
 def speech_of_utterances(
-    utterances: Iterable[Any], method: str = "auto", cache_dir: str | Path | None = None
+    utterances: Iterable[Any],
+    method: str = "auto",
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> dict[str, SpeechActivity | None]:
     """Speech of every utterance (anything with ``id`` and ``load_audio(sr)``) by id; None where it cannot be read
     (the runner then fails that utterance with the reader's reason)."""
     from .audio import AudioError
 
     out: dict[str, SpeechActivity | None] = {}
+    utterances = list(utterances)
+    if progress and len(utterances) > 50:
+        from tqdm import tqdm
+
+        utterances = tqdm(utterances, unit="utt", desc="end of speech (VAD, cached)", dynamic_ncols=True)
     for utt in utterances:
         try:
             audio = utt.load_audio(VAD_SAMPLE_RATE)

@@ -100,7 +100,9 @@ def refresh_docs(paths: list[str]) -> None:
         path.write_text(text[:start] + latency_markdown(names) + text[end:], encoding="utf-8")
 
 
-if __name__ == "__main__":  # python -m harness.report.definitions [FILE.md ...]: print, or refresh those files
+if (
+    __name__ == "__main__"
+):  # python -m harness.report.definitions [FILE.md ...]: print, or refresh those files
     import sys
 
     if sys.argv[1:]:
