@@ -83,11 +83,16 @@ def rows_for(key: str, old: dict, new: dict, old_rows, new_rows) -> list[tuple[s
             _get(new["ttfa_ms"], q),
             _get(new["ttfa_km"], q),
         )
+    add("TTFA mean: round 1 -> round 2", _get(old["ttfa_ms"], "mean"), _get(new["ttfa_ms"], "mean"))
     add("TTFB p50", _get(old["ttfb_ms"]), _get(new["ttfb_ms"]))
-    add(
-        "trailing silence of the inputs, p50 / mean (ms)",
-        _get(new["trailing_silence_ms"]),
-        _get(new["trailing_silence_ms"], "mean"),
+    trailing = new["trailing_silence_ms"]
+    out.append(
+        (
+            "trailing silence of the inputs (ms): p50, mean, max",
+            "not measured",
+            f"{_f(_get(trailing))}, {_f(_get(trailing, 'mean'))}, {_f(_get(trailing, 'max'))}",
+            "",
+        )
     )
     lag = new.get("input_lag_ms") or {}
     out.append(
