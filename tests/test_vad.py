@@ -100,3 +100,10 @@ def test_data_that_knows_its_speech_end_is_not_second_guessed():
     assert found[clip.id].speech_end_from == "annotation"
     assert found[clip.id].speech_end_s == pytest.approx(clip.audio_array.size / SR)
     assert found["plain"].speech_end_from == "vad" and found["plain"].speech_end_s < 1.5
+
+
+def test_without_silero_auto_falls_back_to_energy_and_silero_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(vad, "silero_available", lambda: False)
+    assert vad.resolve_method("auto") == "energy" and vad.vad_info("auto")["method"] == "energy"
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 's2s-bench\[vad\]'"):
+        vad.resolve_method("silero")
