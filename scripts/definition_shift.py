@@ -1,6 +1,6 @@
 """How much each round-2 latency definition moves a run's figures: one run's event log, old code vs new code.
 
-    python scripts/definition_shift.py RUN_DIR [--old-rev main] [--out shift.md]
+    python scripts/definition_shift.py RUN_DIR [--old-rev 7b80bfa] [--out shift.md]
 
 The old definitions are the ``harness/latency.py`` and ``harness/stats.py`` of ``--old-rev`` (read with ``git
 show`` and imported unchanged from a temporary folder); the new ones are this checkout's, through ``s2s-bench
@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OLD_STATUS = {"no_answer": "ok", "truncated": "failed"}
+ROUND_1 = "7b80bfa"
+"""The last commit with the round-1 latency definitions (harness/latency.py before issue 13)."""
 
 
 def old_latency(rev: str):
@@ -153,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument(
-        "--old-rev", default="main", help="git revision holding the old definitions (default main)"
+        "--old-rev",
+        default=ROUND_1,
+        help=f"git revision holding the old definitions (default {ROUND_1}, the last one of round 1)",
     )
     p.add_argument("--out", default=None, help="also write the Markdown table here")
     args = p.parse_args(argv)
