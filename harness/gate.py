@@ -460,7 +460,14 @@ def compare_backend(
     else:
         v.verdict = "worse" if delta * direction > 0 else "better"
         v.note = f"p={v.p_value:.2g}"
+    if rule.metric in ("ttfa_ms", "ttfa_eof_ms"):  # a TTFA covers answered turns only: say how many
+        v.note += f"; answered {_answered(base, base_key)} -> {_answered(cand, cand_key)}"
     return v
+
+
+def _answered(run: RunData, key: str) -> str:
+    statuses = list((run.status.get(key) or {}).values())
+    return f"{sum(s in ('ok', 'truncated') for s in statuses)}/{len(statuses)}"
 
 
 def compare(

@@ -142,7 +142,9 @@ def test_same_run_reference_ratio_cancels_a_machine_wide_slowdown(tmp_path):
     raw = compare(base, busy, parse_rules(["ttfa.p50:+10%"]), backends=["custom"])[0]
     assert raw.verdict == "worse"
     ratio = compare(base, busy, parse_rules(["ttfa.p50@loopback:+10%"]))
-    assert [(v.backend, v.verdict, v.note) for v in ratio] == [("custom", "same", "within +10%")]
+    assert [(v.backend, v.verdict, v.note) for v in ratio] == [
+        ("custom", "same", "within +10%; answered 20/20 -> 20/20")
+    ]
     assert ratio[0].unit == "x" and abs(ratio[0].baseline - 2.5) < 0.2
     assert compare(base, slow, parse_rules(["ttfa.p50@loopback:+10%,20ms"]))[0].verdict == "worse"
     with pytest.raises(GateUsageError, match="not in"):
@@ -271,3 +273,5 @@ def test_unanswered_rule_counts_silent_turns_the_failure_rate_does_not(tmp_path)
     failed, unanswered = compare(base, cand, parse_rules(["failed:+5pt", "unanswered:+5pt"]))
     assert (failed.verdict, failed.candidate) == ("same", 0.0)
     assert (unanswered.verdict, unanswered.candidate) == ("worse", 0.5)
+    (ttfa,) = compare(base, cand, parse_rules(["ttfa.p50:+10%"]))
+    assert "answered 20/20 -> 10/20" in ttfa.note  # a TTFA verdict says how many turns it covers
