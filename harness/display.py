@@ -75,7 +75,9 @@ def failure_lines(summary: dict[str, dict], limit: int = 10) -> list[str]:
             out.append(f"no answer: {key}: never audible: {', '.join(s['no_answer'])}")
         if s.get("input_lagged"):
             lagged = ", ".join(f"{x['utt']} {x['input_lag_ms']:.0f} ms" for x in s["input_lagged"][:limit])
-            out.append(f"input lag: {key}: pushes fell behind the speaker (a blocking push): {lagged}")
+            out.append(
+                f"input lag: {key}: pushes fell behind the speaker (a blocking push or a busy machine): {lagged}"
+            )
     return out
 
 
