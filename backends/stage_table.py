@@ -5,11 +5,11 @@
 Every stage is a difference of two marks of the same utterance, on the harness's clock (the backend only says what
 happened; the runner stamped when it saw it). Per stage the median over utterances (and min-max) is shown:
 
-- ASR: ``asr_final`` - ``input_end``
+- ASR: ``asr_final`` - the end of speech
 - LLM: ``llm_final`` - ``asr_final`` (the whole answer); LLM first token: ``llm_first_token`` - ``asr_final``
 - TTS: ``tts_first_audio`` - ``llm_final`` (sequential: the whole answer spoken) or, in sentence mode,
   ``tts_first_audio`` - ``first_sentence`` (the first sentence spoken)
-- Seamless: text pass ``text_final`` - ``input_end``; speech pass ``tts_first_audio`` - ``text_final``
+- Seamless: text pass ``text_final`` - the end of speech; speech pass ``tts_first_audio`` - ``text_final``
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harness.latency import utterance_latencies
 SEED_GPU_MS = {"ASR": 300.0, "LLM": 500.0, "TTS": 2000.0}
 """The seed project's GPU figures for the sequential cascade (ms), shown next to ours for comparison."""
 
-STAGES = (  # (column, later mark, earlier mark or None for input_end)
+STAGES = (  # (column, later mark, earlier mark or None for the end of speech)
     ("ASR", "asr_final", None),
     ("LLM first token", "llm_first_token", "asr_final"),
     ("LLM", "llm_final", "asr_final"),
@@ -38,7 +38,7 @@ STAGES = (  # (column, later mark, earlier mark or None for input_end)
 
 
 def stage_ms(marks: dict[str, float], later: str, earlier: str | None) -> float | None:
-    """``marks[later] - marks[earlier]`` in ms (marks are already relative to input_end); None if either is absent
+    """``marks[later] - marks[earlier]`` in ms (marks are relative to the end of speech); None if either is absent
     or the stage did not run in that order (e.g. TTS before llm_final in sentence mode)."""
     if later not in marks or (earlier is not None and earlier not in marks):
         return None
@@ -60,7 +60,7 @@ def stage_table(run_dir: str | Path) -> str:
     latency_only = {b["key"]: b.get("latency_only", False) for b in meta.get("backends", [])}
     rows: dict[str, dict[str, list[float]]] = {}
     for res in utterance_latencies(read_events(run_dir / "events.jsonl")):
-        if res.status != "ok":
+        if res.status == "failed":  # a silent (no_answer) or cut (truncated) turn still reached its stages
             continue
         row = rows.setdefault(res.backend, {})
         for column, later, earlier in STAGES:

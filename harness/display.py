@@ -14,38 +14,70 @@ def _ci(stat: dict, key: str = "p50_ci95", digits: int = 1) -> str:
     return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else ""
 
 
+def _km(km: dict, q: int) -> str:
+    """A Kaplan-Meier quantile with its interval; '> wait' when not reached."""
+    if not km or not km.get("n"):
+        return "n/a"
+    value = km.get(f"p{q}")
+    text = f"{value:.1f}" if value is not None else "> wait"
+    ci = km.get(f"p{q}_ci95")
+    if ci:
+        hi = f"{ci[1]:.1f}" if ci[1] is not None else "> wait"
+        text += f" [{ci[0]:.1f}, {hi}]"
+    return text
+
+
+def answered(s: dict) -> str:
+    """``answered/n (rate%)``: turns with an audible answer (ok or truncated)."""
+    n = s.get("n", 0)
+    k = s.get("n_answered", s.get("n_ok", 0))
+    return f"{k}/{n} ({100 * k / n:.0f}%)" if n else "0/0"
+
+
 def summary_table(summary: dict[str, dict]) -> str:
-    """One Markdown row per backend: TTFA p50 [95% CI] / p95, TTFB p50, RTF p50, stalls, rtfx, failures."""
+    """One Markdown row per backend: answer rate, TTFA p50 [95% CI] / p95 from the end of speech, the censored
+    (Kaplan-Meier) TTFA, TTFA from the end of file, TTFB, RTF, stalls, RTFx and the turns that went wrong."""
     header = (
-        "| backend | ok/n | TTFA p50 ms [95% CI] | TTFA p95 ms | TTFB p50 ms | RTF p50 | stalls/utt | "
-        "stall ms/utt | RTFx | failed |"
+        "| backend | answered | TTFA p50 ms [95% CI] | TTFA p95 ms | TTFA KM p50 ms [95% CI] | TTFA KM p95 ms | "
+        "TTFA p50 from end of file | TTFB p50 ms | RTF p50 | stalls/utt | RTFx | no answer | truncated | failed |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for key, s in summary.items():
         ttfa = s.get("ttfa_ms", {})
+        km = s.get("ttfa_km", {})
         rtfx = f"{s['rtfx']:.2f}" if s.get("rtfx") else "n/a"
         lines.append(
-            f"| {key} | {s['n_ok']}/{s['n']} | {_fmt(ttfa)} {_ci(ttfa)} | {_fmt(ttfa, 'p95')} | "
-            f"{_fmt(s.get('ttfb_ms', {}))} | {_fmt(s.get('rtf', {}), 'p50', 3)} | "
-            f"{_fmt(s.get('stall_count', {}), 'mean', 2)} | {_fmt(s.get('stall_ms', {}), 'mean', 1)} | {rtfx} | "
-            f"{s['n_failed']} |"
+            f"| {key} | {answered(s)} | {_fmt(ttfa)} {_ci(ttfa)} | {_fmt(ttfa, 'p95')} | {_km(km, 50)} | "
+            f"{_km(km, 95)} | {_fmt(s.get('ttfa_eof_ms', {}))} | {_fmt(s.get('ttfb_ms', {}))} | "
+            f"{_fmt(s.get('rtf', {}), 'p50', 3)} | {_fmt(s.get('stall_count', {}), 'mean', 2)} | {rtfx} | "
+            f"{s.get('n_no_answer', 0)} | {s.get('n_truncated', 0)} | {s['n_failed']} |"
         )
         for name, stat in s.get("marks", {}).items():
             lines.append(
                 f"|  mark `{name}` | {stat.get('n', 0)} | {_fmt(stat)} {_ci(stat)} | {_fmt(stat, 'p95')} "
-                "| | | | | | |"
+                "| | | | | | | | | | |"
             )
     return "\n".join(lines)
 
 
 def failure_lines(summary: dict[str, dict], limit: int = 10) -> list[str]:
+    """Lines for failed and truncated turns (kind, reason), turns with no answer, and input that fell behind."""
     out = []
     for key, s in summary.items():
         for f in s.get("failures", [])[:limit]:
-            out.append(f"{key} {f['utt']}: {f['kind']}: {f['reason']}")
+            out.append(f"failed: {key} {f['utt']}: {f['kind']}: {f['reason']}")
         extra = len(s.get("failures", [])) - limit
         if extra > 0:
-            out.append(f"{key}: ... and {extra} more failures (see events.jsonl)")
+            out.append(f"failed: {key}: ... and {extra} more failures (see events.jsonl)")
+        for f in s.get("truncated", [])[:limit]:
+            out.append(f"truncated: {key} {f['utt']}: answer started, then {f['kind']}: {f['reason']}")
+        if s.get("no_answer"):
+            out.append(f"no answer: {key}: never audible: {', '.join(s['no_answer'])}")
+        if s.get("input_lagged"):
+            lagged = ", ".join(f"{x['utt']} {x['input_lag_ms']:.0f} ms" for x in s["input_lagged"][:limit])
+            out.append(
+                f"input lag: {key}: pushes fell behind the speaker (a blocking push or a busy machine): {lagged}"
+            )
     return out
 
 

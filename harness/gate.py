@@ -2,11 +2,13 @@
 
 A rule is ``METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR]``:
 
-- ``METRIC``: ``ttfa``, ``ttfb``, ``rtf``, ``start_offset``, ``end_offset``, ``stall_count``, ``stall_ms``,
-  ``mark.NAME`` (a stage mark, e.g. ``mark.asr_final``) or a quality metric from ``scores.jsonl`` (``wer``,
-  ``cer``, ``dnsmos_ovrl``, ...) or ``failed`` (1 per failed utterance, 0 otherwise: its mean is the failure
-  rate, e.g. ``failed:+5pt``). ``STAT`` is ``p50``, ``p90``, ``p95``, ``p99``, ``mean``, ``min`` or ``max``
-  (default ``p50`` for latency metrics, ``mean`` for quality metrics).
+- ``METRIC``: a latency metric of harness.latency (``ttfa``, ``ttfb``, ``ttfa_eof``, ``rtf``, ``stall_count``,
+  ``stall_ms``, ``input_lag``, ``audio_start``, ``audio_end``, ``simuleval_start_offset``, ``simuleval_atd``, ...),
+  ``mark.NAME`` (a stage mark, e.g. ``mark.asr_final``), a quality metric from ``scores.jsonl`` (``wer``,
+  ``cer``, ``dnsmos_ovrl``, ...), ``failed`` (1 per failed utterance, 0 otherwise: its mean is the failure
+  rate, e.g. ``failed:+5pt``) or ``unanswered`` (1 per turn without an audible answer: no_answer or failed).
+  ``STAT`` is ``p50``, ``p90``, ``p95``, ``p99``, ``mean``, ``min`` or ``max`` (default ``p50`` for latency
+  metrics, ``mean`` for quality metrics).
 - ``@REFERENCE`` makes it a same-run ratio: the candidate backend's statistic divided by the reference backend's,
   both from the same (interleaved) run, compared with the same ratio in the baseline. ``REFERENCE`` is a backend
   key (``loopback:delay_ms=80``) or a backend name that is unique in the run (``loopback``).
@@ -44,9 +46,19 @@ STATS = ("p50", "p90", "p95", "p99", "mean", "min", "max")
 _ALIASES = {
     "ttfa": "ttfa_ms",
     "ttfb": "ttfb_ms",
-    "start_offset": "start_offset_ms",
-    "end_offset": "end_offset_ms",
+    "ttfa_eof": "ttfa_eof_ms",
+    "ttfb_eof": "ttfb_eof_ms",
+    "input_lag": "input_lag_ms",
+    "audio_start": "audio_start_from_source_start_ms",
+    "audio_end": "audio_end_from_speech_end_ms",
+    "simuleval_start_offset": "simuleval_start_offset_ms",
+    "simuleval_end_offset": "simuleval_end_offset_ms",
+    "simuleval_atd": "simuleval_atd_ms",
     "stalls": "stall_count",
+}
+_RENAMED = {
+    "start_offset": "audio_start (user-perceived) or simuleval_start_offset (SimulEval's StartOffset)",
+    "end_offset": "audio_end (user-perceived) or simuleval_end_offset (SimulEval's EndOffset)",
 }
 #: Quality metrics where a higher value is better (unless the run's summary says otherwise).
 _HIGHER_IS_BETTER_PREFIXES = (
@@ -63,7 +75,7 @@ _HIGHER_IS_BETTER_PREFIXES = (
     "speaker",
 )
 #: Run settings that change what is measured; a difference makes runs not comparable.
-COMPARED_SETTINGS = ("pacing", "chunk_ms", "concurrency", "prebuffer_ms", "min_stall_ms")
+COMPARED_SETTINGS = ("pacing", "chunk_ms", "concurrency", "min_stall_ms", "vad")
 
 _RULE_RE = re.compile(
     r"^(?P<metric>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)?)"
@@ -107,6 +119,10 @@ class Rule:
         if "." in metric and not metric.startswith("mark."):
             raise GateUsageError(
                 f"Gate rule {text!r}: unknown statistic {metric.split('.', 1)[1]!r}; use one of {', '.join(STATS)}"
+            )
+        if metric in _RENAMED or metric.removesuffix("_ms") in _RENAMED:
+            raise GateUsageError(
+                f"Gate rule {text!r}: {metric} was renamed; use {_RENAMED[metric.removesuffix('_ms')]}"
             )
         metric = _ALIASES.get(metric, metric)
         if stat is None:
@@ -354,7 +370,9 @@ class Verdict:
 
 def _samples(run: RunData, key: str, rule: Rule) -> tuple[dict[str, float], float | None]:
     if rule.metric == "failed":  # 1 per failed utterance, 0 per measured one: the mean is the failure rate
-        vals = {u: float(s != "ok") for u, s in (run.status.get(key) or {}).items()}
+        vals = {u: float(s == "failed") for u, s in (run.status.get(key) or {}).items()}
+    elif rule.metric == "unanswered":  # 1 per turn without an audible answer: the mean is 1 - answer rate
+        vals = {u: float(s in ("no_answer", "failed")) for u, s in (run.status.get(key) or {}).items()}
     else:
         vals = (run.samples.get(key) or {}).get(rule.metric) or {}
     if not vals:
@@ -403,7 +421,7 @@ def compare_backend(
     unit = "x" if rule.reference else ("ms" if _is_ms(rule.metric) else "")
     v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit)
     v.reasons = option_differences(base.backend(base_key), cand.backend(cand_key), allowed)
-    if not _is_latency(rule.metric) and rule.metric != "failed":
+    if not _is_latency(rule.metric) and rule.metric not in ("failed", "unanswered"):
         for side, run, key in (("baseline", base, base_key), ("candidate", cand, cand_key)):
             if run.latency_only(key):
                 v.reasons.append(f"random weights in the {side}: latency only, no quality to compare")
@@ -442,7 +460,14 @@ def compare_backend(
     else:
         v.verdict = "worse" if delta * direction > 0 else "better"
         v.note = f"p={v.p_value:.2g}"
+    if rule.metric in ("ttfa_ms", "ttfa_eof_ms"):  # a TTFA covers answered turns only: say how many
+        v.note += f"; answered {_answered(base, base_key)} -> {_answered(cand, cand_key)}"
     return v
+
+
+def _answered(run: RunData, key: str) -> str:
+    statuses = list((run.status.get(key) or {}).values())
+    return f"{sum(s in ('ok', 'truncated') for s in statuses)}/{len(statuses)}"
 
 
 def compare(

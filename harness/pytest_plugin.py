@@ -163,4 +163,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for line in summary_table(run.summary).splitlines():
             tr.write_line(line)
         for line in failure_lines(run.summary):
-            tr.write_line("failed: " + line)
+            tr.write_line(line)

@@ -4,7 +4,8 @@ Each utterance runs in its own worker thread (``concurrency`` at once); a superv
 call never returns. Input is delivered in chunks of ``chunk_ms``: in ``realtime`` pacing chunk *i* is pushed when
 its last sample has been spoken (source start + end of chunk), in ``fast`` pacing as fast as the backend accepts.
 While waiting for the next push the worker polls the session for output, so output produced during input is
-timestamped when it appears. Definitions of every latency metric: :mod:`harness.latency`.
+timestamped when it appears. The end of each input's speech is found (harness.vad) before anything is timed and
+written into its ``utt_start``. Definitions of every latency metric: :mod:`harness.latency`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from .audio import AudioError, first_audible_sample, write_audio
 from .backend import Backend, BackendSpec, Session
 from .data import Utterance, load_utterances
 from .events import EventLog, read_events
-from .latency import DEFAULT_MIN_STALL_MS, summarize
+from .latency import DEFAULT_INPUT_LAG_FLAG_MS, DEFAULT_MIN_STALL_MS, summarize
 from .registry import create_backend
 from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug, write_json_atomic
+from .vad import METHODS as VAD_METHODS
+from .vad import SpeechActivity, speech_of_utterances, vad_info
+from .vad import resolve_method as resolve_vad
 
 now_ns = time.perf_counter_ns
 
@@ -50,6 +54,8 @@ class RunSettings:
     hang_grace_s: float = 2.0
     warmup: int = 1
     min_stall_ms: float = DEFAULT_MIN_STALL_MS
+    input_lag_flag_ms: float = DEFAULT_INPUT_LAG_FLAG_MS
+    vad: str = "auto"
     seed: int = 0
     save_audio: bool = True
 
@@ -62,6 +68,12 @@ class RunSettings:
             raise RunError(f"Expected concurrency >= 1 but got {self.concurrency}")
         if self.timeout_s <= 0:
             raise RunError(f"Expected timeout_s > 0 but got {self.timeout_s}")
+        if self.vad not in VAD_METHODS:
+            raise RunError(f"Expected vad to be one of {', '.join(VAD_METHODS)} but got {self.vad!r}")
+        try:
+            resolve_vad(self.vad)
+        except ModuleNotFoundError as exc:
+            raise RunError(str(exc)) from None
 
 
 class _Timeout(Exception):
@@ -80,13 +92,17 @@ class _Job:
         settings: RunSettings,
         log: EventLog | None,
         out_dir: Path | None,
+        speech: SpeechActivity | None = None,
     ) -> None:
         self.key, self.backend, self.utt, self.attempt = key, backend, utt, attempt
-        self.settings, self.log, self.out_dir = settings, log, out_dir
+        self.settings, self.log, self.out_dir, self.speech = settings, log, out_dir, speech
         self.stage = "load_audio"
         self.session: Session | None = None
         self.final = False
         self.failed = False
+        self.status: str | None = None
+        self.out: list[np.ndarray] = []
+        self.out_sr = 0
         self._lock = threading.Lock()
         self.finished = threading.Event()
         self.hard_deadline_ns: int | None = None
@@ -123,12 +139,35 @@ class _Job:
                     }
                 )
             self.final = True
-            self.failed = status != "ok"
+            self.status = status
+            self.failed = status == "failed"
             return True
 
     def fail(self, kind: str, reason: str) -> None:
         self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": reason})
         self.finish("failed")
+
+    def cut(self, kind: str, reason: str) -> None:
+        """End an attempt the harness gave up on (timeout, hang): ``truncated`` when an audible answer had started
+        (its partial output is kept and saved), else ``failed``."""
+        t = now_ns()
+        full = np.concatenate(list(self.out)) if self.out else np.zeros(0, np.float32)
+        onset = first_audible_sample(full, self.out_sr) if full.size else None
+        if onset is None:
+            self.emit({"e": "error", "t": t, "kind": kind, "reason": reason})
+            self.finish("failed")
+            return
+        self.emit({"e": "audible", "s": onset})
+        self.emit({"e": "error", "t": t, "kind": kind, "reason": reason})
+        try:
+            self._save(full)
+        except Exception as exc:  # noqa: BLE001 - the measurement is in the log; only the audio is lost
+            self.emit({"e": "error", "t": now_ns(), "kind": "harness", "reason": f"saving the output: {exc}"})
+        self.finish("truncated", out_samples=int(full.size))
+
+    def _save(self, full: np.ndarray) -> None:
+        if self.settings.save_audio and self.out_dir is not None and full.size:
+            write_audio(self.out_dir / "outputs" / slug(self.key) / f"{self.utt.id}.wav", full, self.out_sr)
 
     def _run(self) -> None:
         try:
@@ -147,6 +186,7 @@ class _Job:
     def _drive(self) -> None:
         s, b = self.settings, self.backend
         in_sr, out_sr = b.input_sample_rate, b.output_sample_rate
+        self.out_sr = out_sr
         try:
             audio = self.utt.load_audio(in_sr)
         except AudioError as exc:
@@ -160,7 +200,14 @@ class _Job:
         hop = max(1, int(round(s.chunk_ms * in_sr / 1000.0)))
         self.stage = "open_session"
         session = self.session = b.open_session()
-        out: list[np.ndarray] = []
+        out = self.out
+        speech = {}
+        if self.speech is not None:  # found before anything was timed (run_benchmark)
+            end = self.speech.speech_end_s
+            speech = {
+                "speech_end_s": end if end is not None else audio.size / in_sr,
+                "speech_end_from": self.speech.speech_end_from,
+            }
         t0 = now_ns()
         soft_deadline = t0 + (duration_ns if realtime else 0) + int(s.timeout_s * 1e9)
         self.emit(
@@ -171,6 +218,7 @@ class _Job:
                 "out_sr": out_sr,
                 "in_samples": int(audio.size),
                 "audio_s": audio.size / in_sr,
+                **speech,
             }
         )
 
@@ -223,17 +271,16 @@ class _Job:
             self.stage = "end_input"
             session.end_input()
             self.stage = "poll"
-            while not self.final:
+            while not self.final and not session.done:  # done first: never sleep in a poll once it is over
                 t = now_ns()
                 if t > soft_deadline:
                     raise _Timeout
                 chunk = session.poll(min((soft_deadline - t) / 1e9, 0.05))
                 if chunk is not None:
                     record(chunk, now_ns())
-                elif session.done:
-                    break
+            self.emit({"e": "done", "t": now_ns()})  # the backend's work ends here (rtfx)
         except _Timeout:
-            self.fail("timeout", f"output not finished within {s.timeout_s:g} s after the end of input")
+            self.cut("timeout", f"output not finished within {s.timeout_s:g} s after the end of input")
             return
         if self.final:
             return
@@ -241,9 +288,8 @@ class _Job:
         full = np.concatenate(out) if out else np.zeros(0, np.float32)
         onset = first_audible_sample(full, out_sr)
         self.emit({"e": "audible", "s": onset})
-        if s.save_audio and self.out_dir is not None and full.size:
-            write_audio(self.out_dir / "outputs" / slug(self.key) / f"{self.utt.id}.wav", full, out_sr)
-        self.finish("ok", out_samples=int(full.size))
+        self._save(full)
+        self.finish("ok" if onset is not None else "no_answer", out_samples=int(full.size))
 
     def abandon(self) -> None:
         """The supervisor gives up on a backend call that never returned."""
@@ -256,8 +302,10 @@ class _Job:
                 f"backend call `{self.stage}` did not return within {allowed}{s.timeout_s:g} s timeout "
                 f"+ {s.hang_grace_s:g} s grace; session abandoned"
             )
-        self.emit({"e": "error", "t": now_ns(), "kind": "hang", "reason": reason})
-        self.finish("failed")
+        if self.stage == "load_audio":
+            self.fail("hang", reason)
+        else:
+            self.cut("hang", reason)
         if self.session is not None:
             threading.Thread(target=self._close_quietly, daemon=True).start()
 
@@ -320,6 +368,8 @@ def run_benchmark(
     timeout_s: float = 60.0,
     warmup: int = 1,
     min_stall_ms: float = DEFAULT_MIN_STALL_MS,
+    input_lag_flag_ms: float = DEFAULT_INPUT_LAG_FLAG_MS,
+    vad: str = "auto",
     seed: int = 0,
     out: str | Path | None = None,
     suite: str = "latency",
@@ -330,8 +380,9 @@ def run_benchmark(
 ) -> Path:
     """Measure ``backends`` on ``data`` and return the run folder (see docs/run-format.md).
 
-    Backends are loaded and warmed up before anything is timed. With several backends, utterances are interleaved
-    in blocks of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
+    Backends are loaded and warmed up, and the end of every input's speech is found (``vad``: auto, silero or
+    energy; harness.vad), before anything is timed. With several backends, utterances are interleaved in blocks
+    of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
     """
     settings = RunSettings(
         pacing,
@@ -340,6 +391,8 @@ def run_benchmark(
         timeout_s,
         warmup=warmup,
         min_stall_ms=min_stall_ms,
+        input_lag_flag_ms=input_lag_flag_ms,
+        vad=vad,
         seed=seed,
         save_audio=save_audio,
     )
@@ -367,6 +420,7 @@ def run_benchmark(
         "suite": suite,
         "data": data_id,
         "settings": asdict(settings),
+        "vad": vad_info(vad),
         "machine": machine_info(),
         "versions": package_versions(),
         "git": git_info(),
@@ -390,6 +444,7 @@ def run_benchmark(
         meta["status"] = "running"
     random.seed(seed)
     np.random.seed(seed)
+    speech = speech_of_utterances(utts, vad, progress=progress)  # untimed, cached by the audio's checksum
 
     loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
     meta["backends"] = [
@@ -407,7 +462,7 @@ def run_benchmark(
 
     def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
         attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1
-        return _Job(key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir)
+        return _Job(key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir, speech.get(utt.id))
 
     # Harness warm-up: the shortest utterance, unlogged, through the same code path.
     shortest = min(utts, key=lambda u: u.duration_s or 0.0)
@@ -476,6 +531,7 @@ def _check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
         ("settings", old.get("settings"), fresh["settings"]),
         ("data", old.get("data"), fresh["data"]),
         ("suite", old.get("suite"), fresh["suite"]),
+        ("vad", old.get("vad"), fresh["vad"]),
     ]
     for what, was, now in checks:
         if was != now:

@@ -10,22 +10,26 @@ from __future__ import annotations
 import json
 
 from harness.latency import summarize
+from harness.rescore import check_run
 
 
 def test_every_utterance_measured_or_failed_with_reason(s2s_run, s2s_backend_key):
     summary = s2s_run.summary[s2s_backend_key]
     assert summary["n"] == s2s_run.meta["data"]["n"], "some utterances were never attempted"
-    assert summary["n_ok"] + summary["n_failed"] == summary["n"]
-    for failure in summary["failures"]:
+    parts = ("n_ok", "n_no_answer", "n_truncated", "n_failed")
+    assert sum(summary[k] for k in parts) == summary["n"], {k: summary[k] for k in parts}
+    for failure in summary["failures"] + summary["truncated"]:
         assert failure["kind"] and failure["reason"], f"failure without a reason: {failure}"
+    assert summary["n_answered"] == summary["n_ok"] + summary["n_truncated"]
 
 
 def test_measured_utterances_have_latency(s2s_run, s2s_backend_key):
     summary = s2s_run.summary[s2s_backend_key]
-    if summary["n_ok"] == 0:
-        return  # every utterance failed, each with its reason (checked above)
-    assert summary["ttfa_ms"]["n"] == summary["n_ok"] - summary["n_silent"]
+    if summary["n_answered"] == 0:
+        return  # nothing was answered: every utterance failed or stayed silent, each one listed (checked above)
+    assert summary["ttfa_ms"]["n"] == summary["n_answered"], "an answered turn without a TTFA, or the reverse"
     assert summary["ttfb_ms"]["n"] >= summary["ttfa_ms"]["n"]
+    assert summary["ttfa_km"]["n"] == summary["n"] and summary["ttfa_km"]["n_events"] == summary["n_answered"]
 
 
 def test_events_are_ordered_per_utterance(s2s_run, s2s_backend_key):
@@ -46,3 +50,8 @@ def test_rescore_reproduces_summary(s2s_run):
     fresh = summarize(s2s_run.events)
     stored = {b: {k: v for k, v in s.items() if k != "metrics"} for b, s in s2s_run.summary.items()}
     assert json.dumps(fresh, sort_keys=True) == json.dumps(stored, sort_keys=True)
+
+
+def test_folder_agrees_with_its_log(s2s_run):
+    """Onsets re-derived from the output WAVs, out_samples, event order and speech ends match the log."""
+    assert check_run(s2s_run) == []

@@ -32,7 +32,7 @@ def test_run_then_rescore_check(tmp_path, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    assert "| loopback:delay_ms=5 | 3/3 |" in printed
+    assert "| loopback:delay_ms=5 | 3/3 (100%) |" in printed
     meta = json.loads((out / "run.json").read_text())
     assert meta["schema"] == "s2s-bench.run/1" and meta["status"] == "complete"
     assert meta["machine"]["cpu_count"] and meta["versions"]["s2s-bench"]

@@ -186,7 +186,7 @@ def test_passes_the_latency_suite_integrity_checks(checkpoints, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "4 passed" in proc.stdout
+    assert "5 passed" in proc.stdout
 
 
 def test_default_checkpoint_is_recorded_without_a_machine_path():

@@ -47,6 +47,13 @@ def test_rule_spellings_parse_to_metric_stat_threshold_and_floor():
     assert Rule.parse("dnsmos_ovrl:-0.2").direction == -1
 
 
+def test_round_one_offset_names_are_refused_with_their_replacements():
+    with pytest.raises(GateUsageError, match="renamed; use audio_start .* simuleval_start_offset"):
+        Rule.parse("start_offset.p50:+10%")
+    assert Rule.parse("audio_end:+10%").metric == "audio_end_from_speech_end_ms"
+    assert Rule.parse("simuleval_atd.p95:+10%,20ms").metric == "simuleval_atd_ms"
+
+
 @pytest.mark.parametrize("bad", ["ttfa", "ttfa.p50:+ten%", "ttfa.p50:+10%,5%", "wer:+10ms", "ttfa.p42:+10%"])
 def test_bad_rule_text_is_named_in_the_error(bad):
     with pytest.raises(GateUsageError) as info:
@@ -135,7 +142,9 @@ def test_same_run_reference_ratio_cancels_a_machine_wide_slowdown(tmp_path):
     raw = compare(base, busy, parse_rules(["ttfa.p50:+10%"]), backends=["custom"])[0]
     assert raw.verdict == "worse"
     ratio = compare(base, busy, parse_rules(["ttfa.p50@loopback:+10%"]))
-    assert [(v.backend, v.verdict, v.note) for v in ratio] == [("custom", "same", "within +10%")]
+    assert [(v.backend, v.verdict, v.note) for v in ratio] == [
+        ("custom", "same", "within +10%; answered 20/20 -> 20/20")
+    ]
     assert ratio[0].unit == "x" and abs(ratio[0].baseline - 2.5) < 0.2
     assert compare(base, slow, parse_rules(["ttfa.p50@loopback:+10%,20ms"]))[0].verdict == "worse"
     with pytest.raises(GateUsageError, match="not in"):
@@ -253,3 +262,16 @@ def test_reference_missing_from_the_baseline_is_not_comparable(tmp_path):
     )
     v = compare(base, cand, parse_rules(["ttfa.p50@loopback:+10%"]))
     assert [(x.backend, x.verdict) for x in v] == [("custom", "x")] and "not in" in v[0].note
+
+
+def test_unanswered_rule_counts_silent_turns_the_failure_rate_does_not(tmp_path):
+    ok = jittered(100)
+    base = load_run_folder(write_run(tmp_path / "base", {LOOP: {"ttfa": ok}}))
+    cand = load_run_folder(write_run(tmp_path / "silent", {LOOP: {"ttfa": ok}}))
+    for utt in list(cand.status[LOOP])[:10]:  # half the turns finish without a sound
+        cand.status[LOOP][utt] = "no_answer"
+    failed, unanswered = compare(base, cand, parse_rules(["failed:+5pt", "unanswered:+5pt"]))
+    assert (failed.verdict, failed.candidate) == ("same", 0.0)
+    assert (unanswered.verdict, unanswered.candidate) == ("worse", 0.5)
+    (ttfa,) = compare(base, cand, parse_rules(["ttfa.p50:+10%"]))
+    assert "answered 20/20 -> 10/20" in ttfa.note  # a TTFA verdict says how many turns it covers

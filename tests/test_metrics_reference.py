@@ -183,3 +183,22 @@ def test_score_audio_command_scores_folders_and_reports_bad_files(pair, tmp_path
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     broken = [x for x in lines if x["file"] == "b"]
     assert len(broken) == 2 and all(x["value"] is None and "hyp/b.wav: " in x["reason"] for x in broken)
+
+
+def test_si_sdr_pesq_stoi_agree_with_torchmetrics_functional(pair):
+    """A second, independent implementation: torchmetrics' functional audio metrics on the same pair."""
+    tm = pytest.importorskip("torchmetrics.functional.audio", reason="torchmetrics is in the dev extra")
+    import torch
+
+    ref, sr = read_audio(pair[0])
+    deg, _ = read_audio(pair[1])
+    r, d = torch.from_numpy(ref.astype(np.float64)), torch.from_numpy(deg.astype(np.float64))
+    assert si_sdr(ref, deg) == pytest.approx(
+        float(tm.scale_invariant_signal_distortion_ratio(d, r)), abs=1e-3
+    )
+    assert pesq_wb(ref, deg, sr) == pytest.approx(
+        float(tm.perceptual_evaluation_speech_quality(d, r, sr, "wb")), abs=1e-4
+    )
+    for extended in (False, True):
+        theirs = float(tm.short_time_objective_intelligibility(d, r, sr, extended=extended))
+        assert stoi(ref, deg, sr, extended=extended) == pytest.approx(theirs, abs=1e-4)

@@ -99,3 +99,30 @@ def test_score_text_command_rejects_mismatched_line_counts(tmp_path, capsys):
     (tmp_path / "h.txt").write_text("ఒకటి\n", encoding="utf-8")
     assert main(["score", "text", "--ref", str(tmp_path / "r.txt"), "--hyp", str(tmp_path / "h.txt")]) == 2
     assert "2 lines" in capsys.readouterr().err
+
+
+def _levenshtein(ref: list[str], hyp: list[str]) -> int:
+    """A plain dynamic-programming edit distance: the reference the jiwer-based counts are checked against."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i]
+        for j, h in enumerate(hyp, 1):
+            cur.append(min(prev[j - 1] + (r != h), prev[j] + 1, cur[j - 1] + 1))
+        prev = cur
+    return prev[-1]
+
+
+def test_jiwer_alignment_over_grapheme_tokens_equals_a_plain_edit_distance():
+    import random
+
+    from harness.metrics.text import edit_counts
+
+    rng = random.Random(0)
+    alphabet = graphemes("తెలుగు భాష చాలా బాగుంది ళ్తా స్త్రీ") + ["t0", "t1 t2"]  # incl. spaces, clashing names
+    for _ in range(300):
+        ref = rng.choices(alphabet, k=rng.randint(0, 12))
+        hyp = rng.choices(alphabet, k=rng.randint(0, 12))
+        c = edit_counts(ref, hyp)
+        assert c.errors == _levenshtein(ref, hyp), (ref, hyp)
+        assert c.hits + c.substitutions + c.deletions == len(ref) and c.ref_len == len(ref)
+        assert c.hits + c.substitutions + c.insertions == len(hyp)

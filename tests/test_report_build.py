@@ -70,15 +70,28 @@ def test_summary_table_shows_planted_latency_failures_and_latency_only_label(bui
     assert 95 <= p50 <= 105 and loop["TTFA p50 (ms)"].endswith("n=20") and "[" in loop["TTFA p95 (ms)"]
     assert 2.9 < float(loop["dnsmos_ovrl"].split()[0]) < 3.1
     cascade = dict(zip(header, _row(md, "cascade"), strict=False))
-    assert cascade["utterances"] == "19/20 ok" and cascade["failures"] == "1 (crash 1)"
+    assert cascade["answered"] == "19/20 (95%) [76, 99]" and cascade["failures"] == "1 (crash 1)"
+    assert cascade["no answer"] == "0" and cascade["truncated"] == "0"
+    # the failed turn is censored at its wait limit (30 s): S(t) is 1/2 between the 10th and 11th answers of 20
+    # turns, so the KM median is their midpoint (the plain p50 is over the 19 answered turns only)
+    km, answered = cascade["TTFA KM p50 (ms)"], sorted(jittered(900, seed=2)[:19])
+    assert km.endswith("n=20") and float(km.split()[0]) == pytest.approx(
+        (answered[9] + answered[10]) / 2, abs=0.05
+    )
+    # 19/20 answered: S(t) reaches 0.05 exactly at the last answer; its interval's top is not reached
+    km95 = cascade["TTFA KM p95 (ms)"]
+    assert float(km95.split()[0]) == pytest.approx(max(jittered(900, seed=2)[:19]), abs=0.05)
+    assert "not reached]" in km95
     assert cascade["TTFA p50 (ms)"].endswith("n=19")
     assert float(cascade["TTFB p50 (ms)"].split()[0]) == pytest.approx(
         float(cascade["TTFA p50 (ms)"].split()[0]) - 20, abs=0.2
     )
     custom = dict(zip(header, _row(md, "custom:size=base"), strict=False))
     assert custom["dnsmos_ovrl"] == custom["wer"] == "random weights: latency only"
-    # one 0.5 s chunk arriving ~100 ms after input end: generation time / audio produced = 0.2
-    assert float(loop["RTF mean"].split()[0]) == pytest.approx(0.2, abs=0.02)
+    # one 0.5 s chunk: no generation time after the first chunk, RTF 0; the cascade's 20 ms of silence before its
+    # audible chunk: 20 ms / 0.51 s of output
+    assert float(loop["RTF mean"].split()[0]) == pytest.approx(0.0, abs=1e-9)
+    assert float(cascade["RTF mean"].split()[0]) == pytest.approx(0.02 / 0.51, abs=0.001)
     assert loop["stalls mean"].startswith("0.00")
 
 
@@ -87,6 +100,7 @@ def test_report_has_every_section_plot_and_definition(built):
     md = paths["markdown"].read_text()
     for section in (
         "## Summary",
+        "## End of speech",
         "## Time to first audio",
         "## Stage breakdown",
         "## dnsmos_ovrl vs TTFA",
@@ -97,7 +111,7 @@ def test_report_has_every_section_plot_and_definition(built):
         "## Definitions",
     ):
         assert section in md
-    assert "when the first audible output sample is heard - input_end" in md and "Test CPU" in md
+    assert "when the first audible output sample is heard - speech_end" in md and "Test CPU" in md
     for img in re.findall(r"\]\((img/[^)]+)\)", md):
         assert (paths["markdown"].parent / img).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = paths["html"].read_text()

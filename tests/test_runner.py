@@ -202,3 +202,99 @@ def test_a_job_waiting_in_the_queue_is_not_counted_as_hung(tmp_path, monkeypatch
     r = run(tmp_path, ["loopback:delay_ms=500"], clips(8), timeout_s=0.7, warmup=0)
     s = r.summary["loopback:delay_ms=500"]
     assert s["n_ok"] == 8, s["failures"]
+
+
+# ---------------------------------------------------------------- round 2: end of speech, statuses
+
+
+def test_ttfa_is_measured_from_the_end_of_speech_found_before_timing(tmp_path):
+    # A FLEURS-layout clip: Telugu speech, then 1 s of silence. loopback answers 100 ms after the end of input.
+    from test_vad import telugu_with_silence
+
+    audio, spoken_until = telugu_with_silence(1.0)
+    utt = Utterance(id="fleurs-like", sample_rate=16000, audio_array=audio)
+    r = run(tmp_path, ["loopback:delay_ms=100"], [utt], pacing="realtime", vad="energy", warmup=0)
+    (start,) = [e for e in r.events if e["e"] == "utt_start"]
+    assert start["speech_end_from"] == "vad" and abs(start["speech_end_s"] - spoken_until) < 0.1
+    assert r.meta["vad"]["method"] == "energy" and r.meta["settings"]["vad"] == "energy"
+    s = r.summary["loopback:delay_ms=100"]
+    trailing = s["trailing_silence_ms"]["p50"]
+    assert 900 < trailing < 1100
+    # both on the speaker's schedule: they differ by exactly the trailing silence, whatever the machine does
+    assert s["ttfa_ms"]["p50"] - s["ttfa_eof_ms"]["p50"] == pytest.approx(trailing, abs=1e-6)
+    assert s["ttfa_ms"]["p50"] >= trailing + 100  # the listener waited for the silence and the delay
+
+
+def test_a_blocking_push_shows_as_input_lag_and_in_ttfa(tmp_path, monkeypatch):
+    from backends import loopback
+
+    real_push = loopback._LoopbackSession.push
+
+    def slow_push(self, pcm):  # 30 ms for each 20 ms chunk: the harness falls behind the speaker
+        time.sleep(0.03)
+        real_push(self, pcm)
+
+    monkeypatch.setattr(loopback._LoopbackSession, "push", slow_push)
+    r = run(tmp_path, ["loopback"], clips(1, seconds=0.5), pacing="realtime", warmup=0)
+    s = r.summary["loopback"]
+    lag = s["input_lag_ms"]["max"]
+    assert lag >= 24 * 10  # 25 chunks, each push 10 ms later than the one before (at least)
+    assert s["input_lagged"] == [{"utt": "c0", "input_lag_ms": lag}]
+    assert s["ttfa_ms"]["p50"] >= lag  # measured from the schedule, not from the late last push
+
+
+def test_an_answer_cut_by_the_timeout_is_truncated_and_keeps_its_ttfa(tmp_path):
+    from harness.metrics import score_run
+    from harness.rescore import check_run
+
+    # chunk k of the echo is ready 3 x 20 ms after chunk k-1: 0.8 s of answer needs 2.4 s; the timeout is 0.5 s
+    r = run(tmp_path, ["loopback:rtf=3"], clips(1, seconds=0.8), timeout_s=0.5, warmup=0)
+    s = r.summary["loopback:rtf=3"]
+    assert (s["n_truncated"], s["n_failed"], s["n_answered"]) == (1, 0, 1)
+    assert s["truncated"][0]["kind"] == "timeout" and s["ttfa_ms"]["n"] == 1 and s["ttfb_ms"]["n"] == 1
+    end = next(e for e in r.events if e["e"] == "utt_end")
+    audio, _ = r.output_audio("loopback:rtf=3", "c0")  # the partial answer is kept
+    assert end["status"] == "truncated" and 0 < audio.size == end["out_samples"] < 0.8 * 16000
+    assert check_run(r) == []
+    scores = score_run(r.path, metrics=["wer"], workers=1)
+    assert scores["loopback:rtf=3"]["wer"]["value"] is None
+    line = json.loads((r.path / "scores.jsonl").read_text().splitlines()[0])
+    assert "truncated" in line["reason"]
+
+
+def test_a_turn_that_never_makes_a_sound_is_no_answer_not_ok(tmp_path):
+    from harness.metrics import score_run
+    from harness.rescore import check_run
+
+    # -50 dBFS noise: valid input, but loopback's echo starts at the first audible sample, so it says nothing
+    quiet = Utterance(
+        id="quiet",
+        sample_rate=16000,
+        audio_array=(0.003 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32),
+    )
+    r = run(tmp_path, ["loopback"], [quiet, *clips(1)], warmup=0)
+    s = r.summary["loopback"]
+    assert (s["n_ok"], s["n_no_answer"], s["answer_rate"]) == (1, 1, 0.5) and s["no_answer"] == ["quiet"]
+    assert s["ttfa_km"]["n_censored"] == 1 and s["ttfa_ms"]["n"] == 1
+    assert check_run(r) == []
+    score_run(r.path, metrics=["wer"], workers=1)  # no output file for it: no "output audio unreadable"
+    reasons = {
+        json.loads(x)["u"]: json.loads(x)["reason"]
+        for x in (r.path / "scores.jsonl").read_text().splitlines()
+    }
+    assert "no answer: the output was never audible" in reasons["quiet"]
+
+
+def test_rescore_check_rederives_onsets_from_the_output_audio(tmp_path):
+    from harness.audio import write_audio
+    from harness.rescore import check_run
+
+    r = run(tmp_path, ["loopback"], clips(2), warmup=0)
+    assert check_run(r) == []
+    wav = r.output_path("loopback", "c1")
+    audio, sr = r.output_audio("loopback", "c1")
+    write_audio(wav, np.concatenate([np.zeros(800, np.float32), audio[800:]]), sr)  # the onset moves
+    problems = check_run(r)
+    assert len(problems) == 1 and "first audible sample" in problems[0] and "c1" in problems[0]
+    write_audio(wav, audio[:-10], sr)
+    assert any("the WAV has" in p for p in check_run(r))

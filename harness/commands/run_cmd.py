@@ -56,6 +56,12 @@ def add_parser(subparsers) -> None:
         help="seconds allowed for the answer after the end of input (default 60)",
     )
     p.add_argument("--warmup", type=int, default=1, help="unmeasured warm-up turns per backend (default 1)")
+    p.add_argument(
+        "--vad",
+        choices=("auto", "silero", "energy"),
+        default="auto",
+        help="how the end of each input's speech is found (default auto: silero-vad when installed, else energy)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/DATE-TIME-ID)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -76,11 +82,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--score-workers", type=positive_int, default=2, help="processes for scoring (default 2)")
     p.set_defaults(func=run)
 
-    r = subparsers.add_parser("rescore", help="recompute a run's summary from its event log alone")
+    r = subparsers.add_parser(
+        "rescore",
+        help="recompute a run's summary from its event log (and its inputs where the log lacks speech ends)",
+    )
     r.add_argument("run_dir")
     r.add_argument("--write", action="store_true", help="write the recomputed summary into run.json")
     r.add_argument(
-        "--check", action="store_true", help="exit 1 if the recomputed summary differs from run.json"
+        "--check",
+        action="store_true",
+        help="exit 1 if the recomputed summary differs from run.json, or if re-deriving onsets from the output "
+        "WAVs, out_samples, event order or speech ends from the inputs disagrees with the log",
     )
     r.set_defaults(func=rescore)
 
@@ -104,6 +116,7 @@ def run(args) -> int:
             concurrency=args.concurrency,
             timeout_s=args.timeout,
             warmup=args.warmup,
+            vad=args.vad,
             seed=args.seed,
             out=args.out,
             suite=args.suite,
@@ -133,7 +146,7 @@ def run(args) -> int:
     if args.suite != "latency":
         print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
-        print("failed:", line)
+        print(line)
     return 0
 
 
@@ -141,16 +154,23 @@ def rescore(args) -> int:
     import json
 
     from ..display import summary_table
-    from ..latency import summarize
+    from ..rescore import check_run, rescore
     from ..results import load_run, write_json_atomic
 
     run_ = load_run(args.run_dir)
-    fresh = summarize(run_.events)
+    fresh, notes = rescore(run_)
     stored = run_.meta.get("summary", {})
     latency_keys = lambda s: {b: {k: v for k, v in v.items() if k != "metrics"} for b, v in s.items()}  # noqa: E731
     same = json.dumps(latency_keys(fresh), sort_keys=True) == json.dumps(latency_keys(stored), sort_keys=True)
     print(summary_table(fresh))
+    for note in notes:
+        print("note:", note)
     print("\nmatches run.json: " + ("yes" if same else "NO"))
+    problems = check_run(run_) if args.check else []
+    for problem in problems:
+        print("check:", problem)
+    if args.check:
+        print(f"folder check: {len(problems)} problem(s)")
     if args.write:
         meta = dict(run_.meta)
         for key, s in fresh.items():
@@ -158,4 +178,4 @@ def rescore(args) -> int:
                 s["metrics"] = stored[key]["metrics"]
         meta["summary"] = fresh
         write_json_atomic(run_.path / "run.json", meta)
-    return 1 if args.check and not same else 0
+    return 1 if args.check and (not same or problems) else 0

@@ -132,9 +132,24 @@ def _read_run(run_dir: Path) -> tuple[dict, dict[str, dict[str, dict]]]:
             attempts[key] = att = {"a": ev.get("a", 1), "errors": []}
         if ev.get("e") == "error":
             att["errors"].append(f"{ev.get('kind')}: {ev.get('reason')}")
+        elif ev.get("e") == "audible":
+            att["silent"] = ev.get("s") is None
         elif ev.get("e") == "utt_end":
-            final.setdefault(key[0], {})[key[1]] = {"status": ev.get("status"), "errors": list(att["errors"])}
+            status = ev.get("status")
+            if status == "ok" and att.get("silent"):  # a log from before no_answer was a status of its own
+                status = "no_answer"
+            final.setdefault(key[0], {})[key[1]] = {"status": status, "errors": list(att["errors"])}
     return meta, final
+
+
+def _not_scored(fin: dict) -> str:
+    """Why an utterance that did not end ``ok`` gets no quality numbers."""
+    why = "; ".join(fin["errors"]) or "no reason logged"
+    if fin["status"] == "no_answer":
+        return "no answer: the output was never audible"
+    if fin["status"] == "truncated":
+        return f"answer truncated, not scored ({why})"
+    return f"utterance failed ({why})"
 
 
 def _slug(key: str) -> str:
@@ -230,8 +245,7 @@ def score_run(
                 per_utt[uid] = {m.name: MetricResult(None, LATENCY_ONLY) for m in chosen}
                 continue
             if fin["status"] != "ok":
-                why = "; ".join(fin["errors"]) or "no reason logged"
-                per_utt[uid] = {m.name: MetricResult.na(f"utterance failed ({why})") for m in chosen}
+                per_utt[uid] = {m.name: MetricResult.na(_not_scored(fin)) for m in chosen}
                 continue
             sample = Sample(uid)
             try:

@@ -97,24 +97,25 @@ class EditCounts:
 
 
 def edit_counts(ref: list[str], hyp: list[str]) -> EditCounts:
-    """Minimum-edit alignment with unit costs; ties prefer hit/substitution, then deletion, then insertion."""
+    """Minimum-edit (Levenshtein, unit costs) alignment of two token lists, through jiwer.
+
+    jiwer splits strings on whitespace, while our tokens are grapheme clusters (spaces among them) or already
+    normalised words: each distinct token is mapped to a placeholder word first, so jiwer aligns exactly these
+    tokens and never re-tokenises or normalises them (the Telugu-safe normalisation is ours, done before).
+    """
+    try:
+        import jiwer
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "WER/CER need the 'jiwer' package: pip install 's2s-bench[metrics]'"
+        ) from None
     n, m = len(ref), len(hyp)
-    # cost[j], and the (sub, del, ins) counts of the path reaching it, row by row.
-    prev = [(j, 0, 0, j) for j in range(m + 1)]  # (cost, sub, del, ins)
-    for i in range(1, n + 1):
-        cur = [(i, 0, i, 0)]
-        r = ref[i - 1]
-        for j in range(1, m + 1):
-            c, s, d, ins = prev[j - 1]
-            diag = (c, s, d, ins) if r == hyp[j - 1] else (c + 1, s + 1, d, ins)
-            c, s, d, ins = prev[j]
-            up = (c + 1, s, d + 1, ins)
-            c, s, d, ins = cur[j - 1]
-            left = (c + 1, s, d, ins + 1)
-            cur.append(min((diag, up, left), key=lambda t: t[0]))
-        prev = cur
-    _, sub, dele, ins = prev[m]
-    return EditCounts(sub, dele, ins, n - sub - dele, n, m)
+    if n == 0 or m == 0:  # jiwer needs a non-empty reference; nothing to align either way
+        return EditCounts(0, n, m, 0, n, m)
+    ids: dict[str, str] = {}
+    as_words = lambda tokens: " ".join(ids.setdefault(t, f"t{len(ids)}") for t in tokens)  # noqa: E731
+    out = jiwer.process_words(as_words(ref), as_words(hyp))
+    return EditCounts(out.substitutions, out.deletions, out.insertions, out.hits, n, m)
 
 
 def word_errors(ref: str, hyp: str) -> EditCounts:

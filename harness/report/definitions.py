@@ -12,7 +12,13 @@ _REPORT_TERMS = {
     "[lo, hi]": "95% confidence interval: seeded percentile bootstrap over the per-utterance values (for the mean "
     "and p50 the same interval as the run's summary, harness.stats)",
     "n": "number of utterances with a value for that metric (failed or never-audible utterances have none)",
-    "failures": "utterances that crashed, timed out, hung or had bad input (kind and count)",
+    "answered": "turns with an audible answer (ok or truncated) / all turns, with a 95% Wilson interval",
+    "TTFA KM": "Kaplan-Meier estimate of TTFA over all turns: answered turns at their TTFA, the others censored at "
+    "their wait limit; 'not reached' when fewer turns were answered than the quantile needs",
+    "failures": "utterances that crashed, hung, timed out without an audible answer, had bad input or whose "
+    "backend did not load (kind and count)",
+    "input lagged": "utterances whose pushes fell behind the speaker by more than input_lag_flag_ms (a backend "
+    "whose push() blocks)",
     "random weights: latency only": "the backend ran random weights: its latency is real, its output quality "
     "is meaningless and is not shown",
     "Pareto front": "backends not beaten on both TTFA p50 and the quality metric by another backend",
@@ -52,6 +58,20 @@ def latency_definitions() -> dict[str, str]:
     return defs
 
 
+DOCS_BEGIN = "<!-- latency definitions: generated from harness/latency.py by `python -m harness.report.definitions FILE` -->"
+DOCS_END = "<!-- end of latency definitions -->"
+
+
+def latency_markdown(names: list[str] | None = None) -> str:
+    """The latency definitions (all, or ``names`` in that order) as the Markdown table that docs/latency.md and
+    the README carry between :data:`DOCS_BEGIN` and :data:`DOCS_END` (a test keeps them equal)."""
+    defs = latency_definitions()
+    rows = [(name, defs[name]) for name in (names or list(defs))]
+    lines = ["| name | definition |", "|---|---|"]
+    lines += [f"| `{name}` | {text.replace('|', '/')} |" for name, text in rows]
+    return "\n".join([DOCS_BEGIN, *lines, DOCS_END])
+
+
 def quality_definition(name: str) -> str:
     """A one-line definition of a quality metric by its name (prefix match), or a pointer to its plugin."""
     low = name.lower()
@@ -67,3 +87,25 @@ def all_definitions(quality_names: list[str]) -> list[tuple[str, str]]:
     rows += [(name, quality_definition(name)) for name in quality_names]
     rows += list(_REPORT_TERMS.items())
     return rows
+
+
+def refresh_docs(paths: list[str]) -> None:
+    """Rewrite the generated block of each Markdown file in ``paths`` (the rows it already names, in order)."""
+    from pathlib import Path
+
+    for path in map(Path, paths):
+        text = path.read_text(encoding="utf-8")
+        start, end = text.index(DOCS_BEGIN), text.index(DOCS_END) + len(DOCS_END)
+        names = re.findall(r"^\| `([^`]+)` \|", text[start:end], flags=re.M)
+        path.write_text(text[:start] + latency_markdown(names) + text[end:], encoding="utf-8")
+
+
+if (
+    __name__ == "__main__"
+):  # python -m harness.report.definitions [FILE.md ...]: print, or refresh those files
+    import sys
+
+    if sys.argv[1:]:
+        refresh_docs(sys.argv[1:])
+    else:
+        print(latency_markdown())

@@ -28,7 +28,8 @@ def _png(fig: Figure) -> bytes:
 
 
 def latency_cdf(runs: list[RunData], metric: str = "ttfa_ms") -> bytes | None:
-    """Empirical CDF of a per-utterance latency (ms) for every (run, backend), with p50 and p95 guides."""
+    """Empirical CDF of a per-utterance latency (ms) over *all* turns of every (run, backend), with p50 and p95
+    guides: a curve levels off at the backend's answer rate, so unanswered turns are not hidden."""
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot()
     drawn = 0
@@ -37,12 +38,13 @@ def latency_cdf(runs: list[RunData], metric: str = "ttfa_ms") -> bytes | None:
             vals = np.sort(np.array(list((run.samples.get(key) or {}).get(metric, {}).values()), dtype=float))
             if vals.size == 0:
                 continue
-            y = np.arange(1, vals.size + 1) / vals.size
+            n_turns = max(vals.size, len(run.status.get(key) or {}))
+            y = np.arange(1, vals.size + 1) / n_turns
             ax.step(
                 np.concatenate([[vals[0]], vals]),
                 np.concatenate([[0.0], y]),
                 where="post",
-                label=f"{label(run, key, len(runs) > 1)} (n={vals.size})",
+                label=f"{label(run, key, len(runs) > 1)} ({vals.size}/{n_turns} answered)",
             )
             drawn += 1
     if not drawn:
@@ -51,8 +53,8 @@ def latency_cdf(runs: list[RunData], metric: str = "ttfa_ms") -> bytes | None:
         ax.axhline(q, color="0.6", lw=0.8, ls=":")
         ax.text(ax.get_xlim()[1], q, f" p{int(q * 100)}", va="center", fontsize=8, color="0.4")
     name = metric.replace("_ms", "").upper()
-    ax.set_xlabel(f"{name} (ms after the end of input)")
-    ax.set_ylabel("fraction of utterances")
+    ax.set_xlabel(f"{name} (ms after the end of speech)")
+    ax.set_ylabel("fraction of all turns")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{name} distribution per backend")
     ax.grid(alpha=0.3)
@@ -101,7 +103,7 @@ def stage_breakdown(runs: list[RunData]) -> bytes | None:
             start = max(start, at)
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("mean ms after the end of input (each segment: time until that stage's mark)")
+    ax.set_xlabel("mean ms after the end of speech (each segment: time until that stage's mark)")
     ax.set_title("Stage breakdown")
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(

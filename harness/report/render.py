@@ -22,6 +22,7 @@ from .tables import (
     failures_frame,
     quality_metric_names,
     run_info_frame,
+    speech_end_frame,
     summary_frame,
     utterance_frame,
 )
@@ -63,11 +64,14 @@ def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
 def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
     quality = quality_metric_names(runs)
     out = [Section("Summary", _summary_note(runs), summary_frame(runs))]
+    out.append(Section("End of speech", _speech_end_note(runs), speech_end_frame(runs)))
     cdf = plots.latency_cdf(runs)
     out.append(
         Section(
             "Time to first audio",
-            "" if cdf else "No backend produced audible output.",
+            "Over all turns: a curve levels off at its backend's answer rate (turns never answered never reach it)."
+            if cdf
+            else "No backend produced audible output.",
             image=cdf,
             image_name="ttfa_cdf.png",
             image_alt="TTFA cumulative distribution per backend",
@@ -77,7 +81,7 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
     out.append(
         Section(
             "Stage breakdown",
-            "Mean time from the end of input to each stage mark; the last segment ends at first audio."
+            "Mean time from the end of speech to each stage mark; the last segment ends at first audio."
             if stages
             else "No backend emitted stage marks (cascades such as the `cascade` backend emit them).",
             image=stages,
@@ -118,8 +122,26 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
     return out
 
 
+def _speech_end_note(runs: list[RunData]) -> str:
+    vad = next((r.meta.get("vad") for r in runs if r.meta.get("vad")), None)
+    how = (
+        f"{vad['method']} {vad.get('version', '')} ({', '.join(f'{k}={v}' for k, v in vad['params'].items())})"
+        if vad
+        else "not recorded in these runs: re-derived from their inputs where available, else the end of file"
+    )
+    return (
+        "Latency is measured from the end of the user's speech (the input's last voiced sample on the speaker's "
+        f"clock), not from the end of the file. VAD: {how}. The trailing silence below is what TTFA from the end "
+        "of the file would hide."
+    )
+
+
 def _summary_note(runs: list[RunData]) -> str:
-    notes = ["Latency in ms: value [95% CI] n=samples. Lower is better for latency, WER and CER."]
+    notes = [
+        "Latency in ms from the end of speech: value [95% CI] n=samples; TTFA percentiles cover answered turns "
+        "only, so read them with the answer rate. TTFA KM: Kaplan-Meier over all turns, unanswered ones censored "
+        "at the wait limit ('not reached': too few answers). Lower is better for latency, WER and CER."
+    ]
     if any(run.latency_only(k) for run in runs for k in run.backend_keys):
         notes.append(
             f"Backends marked *{LATENCY_ONLY}* ran random weights: only their latency means anything."

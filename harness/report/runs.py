@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import latency
 from ..events import read_events
-from ..latency import LATENCY_METRICS, utterance_latencies
+from ..latency import utterance_latencies
+from ..rescore import derive_speech_ends, lacking_speech_end
+
+LATENCY_METRICS = (*latency.LATENCY_METRICS, "wait_limit_ms")
+"""Per-utterance latency values of a run's samples: harness.latency's metrics and where a turn is censored."""
 
 __all__ = ["LATENCY_METRICS", "RunData", "RunFormatError", "load_run_folder", "read_scores"]
 
@@ -34,9 +39,10 @@ class RunFormatError(ValueError):
 class RunData:
     """One run (or a saved baseline): its metadata and per-backend per-utterance samples.
 
-    ``samples[backend_key][metric][utt_id]`` is a float (ms for latency metrics, see :data:`LATENCY_METRICS`),
-    ``status[backend_key][utt_id]`` is ``"ok"`` or ``"failed"``; marks appear as metrics ``mark.<name>`` (ms after
-    input end).
+    ``samples[backend_key][metric][utt_id]`` is a float (ms for latency metrics, see :data:`LATENCY_METRICS`;
+    ``wait_limit_ms`` is where an unanswered turn is censored), ``status[backend_key][utt_id]`` is ``ok``,
+    ``no_answer``, ``truncated`` or ``failed``; marks appear as metrics ``mark.<name>`` (ms after the end of
+    speech).
     """
 
     source: str
@@ -118,7 +124,9 @@ def load_run_folder(run_dir: str | Path) -> RunData:
     events_path = run_dir / "events.jsonl"
     events = read_events(events_path)  # the core's reader: the same events as `s2s-bench rescore` sees
     data = RunData(source=str(run_dir), meta=meta, run_dir=run_dir)
-    for res in sorted(utterance_latencies(events), key=lambda r: (r.backend, r.utt)):
+    lacking = lacking_speech_end(events)
+    speech_ends = derive_speech_ends(meta, lacking)[0] if lacking else {}  # as `s2s-bench rescore` does
+    for res in sorted(utterance_latencies(events, speech_ends), key=lambda r: (r.backend, r.utt)):
         data.status.setdefault(res.backend, {})[res.utt] = res.status
         per = data.samples.setdefault(res.backend, {})
         values = {m: getattr(res, m) for m in LATENCY_METRICS}

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
+from ..latency import ANSWERED, km_ttfa
 from .runs import LATENCY_METRICS, RunData
 
 LATENCY_ONLY = "random weights: latency only"
@@ -20,19 +21,11 @@ LATENCY_ONLY = "random weights: latency only"
 def bootstrap_ci(values: np.ndarray, stat: str) -> tuple[float, float] | None:
     """95% percentile-bootstrap interval of ``stat`` (``mean`` or ``pNN``) over ``values``; None below 2 values.
 
-    The mean and p50 use ``harness.stats.bootstrap_ci`` (the same interval as the run's summary); other
-    percentiles resample the same way (same seed and resample count), so a report is reproducible from its runs.
+    ``harness.stats.bootstrap_ci``: the same interval as the run's summary, so a report is reproducible from its
+    runs.
     """
-    values = np.asarray(values, dtype=float)
-    if values.size < 2:
-        return None
-    if stat in ("mean", "p50"):
-        ci = stats.bootstrap_ci(values, "mean" if stat == "mean" else "median")
-        return (ci[0], ci[1]) if ci else None
-    rng = np.random.default_rng(stats.BOOTSTRAP_SEED)
-    draws = values[rng.integers(0, values.size, size=(stats.N_BOOTSTRAP, values.size))]
-    lo, hi = np.quantile(np.percentile(draws, float(stat[1:]), axis=1), [0.025, 0.975])
-    return float(lo), float(hi)
+    ci = stats.bootstrap_ci(np.asarray(values, dtype=float), stat)
+    return (ci[0], ci[1]) if ci else None
 
 
 def label(run: RunData, key: str, several_runs: bool) -> str:
@@ -92,21 +85,51 @@ def quality_value(run: RunData, key: str, name: str) -> tuple[float | None, Any,
     return float(vals.mean()), bootstrap_ci(vals, "mean"), int(vals.size), ""
 
 
+def answered_cell(run: RunData, key: str) -> str:
+    """``answered/n (rate%) [95% Wilson interval]``: turns with an audible answer (ok or truncated)."""
+    statuses = list((run.status.get(key) or {}).values())
+    if not statuses:
+        return "n/a (no utterances)"
+    k, n = sum(s in ANSWERED for s in statuses), len(statuses)
+    lo, hi = stats.wilson_ci(k, n)
+    return f"{k}/{n} ({100 * k / n:.0f}%) [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+
+def km_cell(run: RunData, key: str, q: int) -> str:
+    """The Kaplan-Meier TTFA quantile over all turns (unanswered ones censored at their wait limit), with CI."""
+    per = run.samples.get(key) or {}
+    ttfa, wait = per.get("ttfa_ms", {}), per.get("wait_limit_ms", {})
+    turns = [(ttfa.get(u), s in ANSWERED, wait.get(u)) for u, s in (run.status.get(key) or {}).items()]
+    km = km_ttfa(turns)
+    if not km.get("n"):
+        return "n/a (no wait limit in these events)"
+    value, ci = km.get(f"p{q}"), km.get(f"p{q}_ci95")
+    text = f"{value:.1f}" if value is not None else "not reached"
+    if ci:
+        text += f" [{ci[0]:.1f}, {f'{ci[1]:.1f}' if ci[1] is not None else 'not reached'}]"
+    return text + f" n={km['n']}"
+
+
 def summary_frame(runs: list[RunData]) -> pd.DataFrame:
-    """One row per (run, backend): latency with CIs, failures, stalls and every quality metric present."""
+    """One row per (run, backend): answer rate, latency with CIs, failures, stalls and every quality metric."""
     several = len(runs) > 1
     quality = quality_metric_names(runs)
     rows = []
     for run in runs:
         for key in run.backend_keys:
             summ = run.summary(key)
-            n_total = summ.get("n", len(run.status.get(key, {})))
-            n_failed = summ.get("n_failed", sum(s != "ok" for s in run.status.get(key, {}).values()))
+            statuses = list((run.status.get(key) or {}).values())
+            n_failed = sum(s == "failed" for s in statuses)
             row: dict[str, Any] = {"backend": label(run, key, several)}
-            row["utterances"] = f"{n_total - n_failed}/{n_total} ok"
+            row["answered"] = answered_cell(run, key)
             never = "never audible" if (run.samples.get(key) or {}).get("ttfb_ms") else "no output"
             row["TTFA p50 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p50", "", reason=never)
             row["TTFA p95 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p95", "", reason=never)
+            row["TTFA KM p50 (ms)"] = km_cell(run, key, 50)
+            row["TTFA KM p95 (ms)"] = km_cell(run, key, 95)
+            row["TTFA p50 from end of file (ms)"] = _stat_cell(
+                run, key, "ttfa_eof_ms", "p50", "", reason=never
+            )
             row["TTFB p50 (ms)"] = _stat_cell(run, key, "ttfb_ms", "p50", "", reason="no output")
             row["RTF mean"] = _stat_cell(
                 run, key, "rtf", "mean", "", digits=3, reason="not in this run's events"
@@ -122,6 +145,13 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
             row["stall ms p95"] = _stat_cell(
                 run, key, "stall_ms", "p95", "", reason="not in this run's events"
             )
+            lags = (run.samples.get(key) or {}).get("input_lag_ms", {})
+            flag = float((run.meta.get("settings") or {}).get("input_lag_flag_ms", 20.0))
+            row["input lagged"] = (
+                f"{sum(v > flag for v in lags.values())} (max {max(lags.values()):.0f} ms)" if lags else "n/a"
+            )
+            row["no answer"] = str(sum(s == "no_answer" for s in statuses))
+            row["truncated"] = str(sum(s == "truncated" for s in statuses))
             row["failures"] = _failures(summ, n_failed)
             for name in quality:
                 if run.latency_only(key):
@@ -134,6 +164,28 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
                     LATENCY_ONLY if run.latency_only(key) else "n/a (no quality suite in these runs)"
                 )
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def speech_end_frame(runs: list[RunData]) -> pd.DataFrame:
+    """Per run: how the end of speech was found and how much trailing silence the inputs have (TTFA from the
+    end of the file would count it as the system's latency)."""
+    rows = []
+    for run in runs:
+        trailing: dict[str, float] = {}
+        for key in run.backend_keys:
+            trailing.update((run.samples.get(key) or {}).get("trailing_silence_ms", {}))
+        vad = run.meta.get("vad") or {}
+        method = f"{vad.get('method')} {vad.get('version')}" if vad else "not recorded (run before round 2)"
+        row: dict[str, Any] = {"run": run.run_id, "VAD": method, "inputs": len(trailing)}
+        if trailing:
+            vals = np.array(list(trailing.values()))
+            row["trailing silence p50 (ms)"] = f"{np.percentile(vals, 50):.0f}"
+            row["p90 (ms)"] = f"{np.percentile(vals, 90):.0f}"
+            row["max (ms)"] = f"{vals.max():.0f}"
+            row["mean (ms)"] = f"{vals.mean():.0f}"
+            row[">= 100 ms"] = f"{int((vals >= 100).sum())}/{vals.size}"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -175,21 +227,24 @@ def utterance_frame(runs: list[RunData]) -> pd.DataFrame:
 
 
 def failures_frame(runs: list[RunData]) -> pd.DataFrame:
-    """Every failed utterance with its kind and reason, as recorded in the summaries."""
+    """Every failed or truncated utterance with its kind and reason, as recorded in the summaries."""
     rows = []
     for run in runs:
         for key in run.backend_keys:
-            for f in run.summary(key).get("failures") or []:
-                rows.append(
-                    {
-                        "run": run.run_id,
-                        "backend": key,
-                        "utterance": f.get("utt"),
-                        "kind": f.get("kind"),
-                        "reason": f.get("reason"),
-                    }
-                )
-    return pd.DataFrame(rows, columns=["run", "backend", "utterance", "kind", "reason"])
+            summ = run.summary(key)
+            for status, field in (("failed", "failures"), ("truncated", "truncated")):
+                for f in summ.get(field) or []:
+                    rows.append(
+                        {
+                            "run": run.run_id,
+                            "backend": key,
+                            "utterance": f.get("utt"),
+                            "status": status,
+                            "kind": f.get("kind"),
+                            "reason": f.get("reason"),
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["run", "backend", "utterance", "status", "kind", "reason"])
 
 
 def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
@@ -220,7 +275,7 @@ def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
 
 
 def stage_means(run: RunData, key: str) -> list[tuple[str, float]]:
-    """Mean time of each stage mark after input end (ms), in time order, then TTFA: ``[(name, ms), ...]``."""
+    """Mean time of each stage mark after the end of speech (ms), in time order, then TTFA: ``[(name, ms), ...]``."""
     per = run.samples.get(key) or {}
     marks = [
         (m[len("mark.") :], float(np.mean(list(v.values()))))

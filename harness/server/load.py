@@ -38,6 +38,7 @@ class LoadLevel:
     errors: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     run_dir: str = ""
+    n_no_answer: int = 0
 
     def within(self, budget_ms: float) -> bool:
         """Served: every utterance ok, p95 TTFA within the budget, no stall."""
@@ -98,12 +99,13 @@ def measure_level(run_dir: Path, backend_key: str, concurrency: int, wall_s: flo
     s = run.summary[backend_key]
     rows = [r for r in utterance_latencies(run.events) if r.backend == backend_key]
     ok = [r for r in rows if r.status == "ok"]
-    errors = Counter(r.error_kind or "unknown" for r in rows if r.status != "ok")
+    cut = ("failed", "truncated")  # a truncated answer was cut by the timeout: not served
+    errors = Counter(r.error_kind or "unknown" for r in rows if r.status in cut)
     return LoadLevel(
         concurrency=concurrency,
         n=s["n"],
         n_ok=s["n_ok"],
-        n_failed=s["n_failed"],
+        n_failed=sum(r.status in cut for r in rows),
         ttfa_p50_ms=s["ttfa_ms"].get("p50"),
         ttfa_p95_ms=s["ttfa_ms"].get("p95"),
         stalls=int(sum(r.stall_count or 0 for r in ok)),
@@ -111,6 +113,7 @@ def measure_level(run_dir: Path, backend_key: str, concurrency: int, wall_s: flo
         errors=dict(errors),
         wall_s=round(wall_s, 2),
         run_dir=str(run_dir),
+        n_no_answer=s.get("n_no_answer", 0),
     )
 
 

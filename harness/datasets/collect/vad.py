@@ -7,7 +7,8 @@ A thin use of silero-vad: its model gives one speech probability per 32 ms frame
 never cut mid-word unless a region has no pause at all (then it is cut at its least speech-like frame and the cut is
 marked ``forced``).
 
-The harness's end-of-speech VAD (issue 13) wants the same model: the two uses can share one loader at merge.
+silero is imported through :func:`harness.vad.silero_module`, the one import route of the harness (it puts back the
+torch thread count that importing silero-vad sets to 1 for the whole process).
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def load_model():
     """silero-vad's sequence ONNX model (once per process)."""
     global _model
     if _model is None:
+        from harness.vad import silero_module
+
         try:
-            from silero_vad import load_silero_vad
+            silero = silero_module()
         except ModuleNotFoundError:
             raise ModuleNotFoundError(
                 "voice activity segmentation needs silero-vad: pip install 's2s-bench[collect]'"
             ) from None
-        _model = load_silero_vad(sequence=True)
+        _model = silero.load_silero_vad(sequence=True)
     return _model
 
 
@@ -62,9 +65,9 @@ def speech_probs(x: np.ndarray) -> np.ndarray:
 
 def speech_regions(probs: np.ndarray, n_samples: int, cfg: VadConfig) -> list[tuple[int, int]]:
     """Speech regions ``(start, end)`` in samples by silero-vad's own state machine (no length limit)."""
-    from silero_vad import get_speech_timestamps_from_probs
+    from harness.vad import silero_module
 
-    out = get_speech_timestamps_from_probs(
+    out = silero_module().get_speech_timestamps_from_probs(
         [float(p) for p in probs],
         sampling_rate=SAMPLE_RATE,
         threshold=cfg.threshold,
