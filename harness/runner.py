@@ -9,13 +9,19 @@ timestamped when it appears. Definitions of every latency metric: :mod:`harness.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import math
+import os
 import random
 import secrets
+import signal
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,11 +30,13 @@ import numpy as np
 
 from .audio import AudioError, first_audible_sample, write_audio
 from .backend import Backend, BackendSpec, Session
-from .data import Utterance, load_utterances
+from .data import Utterance, check_utterances, load_utterances
 from .events import EventLog, read_events
-from .latency import DEFAULT_MIN_STALL_MS, summarize
+from .latency import DEFAULT_MIN_STALL_MS, final_attempts, summarize
+from .outcome import signal_name
 from .registry import create_backend
-from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug, write_json_atomic
+from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug
+from .storage import StorageError, write_json_atomic, write_json_in_place
 
 now_ns = time.perf_counter_ns
 
@@ -60,8 +68,13 @@ class RunSettings:
             raise RunError(f"Expected chunk_ms > 0 but got {self.chunk_ms}")
         if self.concurrency < 1:
             raise RunError(f"Expected concurrency >= 1 but got {self.concurrency}")
-        if self.timeout_s <= 0:
-            raise RunError(f"Expected timeout_s > 0 but got {self.timeout_s}")
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise RunError(
+                f"Expected timeout_s to be a finite number of seconds > 0 but got {self.timeout_s} "
+                "(a hung backend is cut only after a finite timeout)"
+            )
+        if not math.isfinite(self.chunk_ms):
+            raise RunError(f"Expected chunk_ms to be a finite number but got {self.chunk_ms}")
 
 
 class _Timeout(Exception):
@@ -90,6 +103,8 @@ class _Job:
         self._lock = threading.Lock()
         self.finished = threading.Event()
         self.hard_deadline_ns: int | None = None
+        self.storage_error: StorageError | None = None
+        self.redact: Callable[[str], str] = str  # scrubs a backend's secrets from failure reasons
         self.thread = threading.Thread(target=self._run, name=f"utt-{utt.id}", daemon=True)
 
     def start(self) -> None:
@@ -127,14 +142,24 @@ class _Job:
             return True
 
     def fail(self, kind: str, reason: str) -> None:
-        self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": reason})
+        self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": self.redact(reason)})
         self.finish("failed")
+
+    def cut(self) -> None:
+        """The run stops (a signal, a full disk): end this attempt unrecorded (``--resume`` redoes it)."""
+        with self._lock:
+            self.final = True
+        if self.session is not None:
+            threading.Thread(target=self._close_quietly, daemon=True).start()
 
     def _run(self) -> None:
         try:
             self._drive()
         except BaseException as exc:  # noqa: BLE001 - a bug in a backend must never stop the run
             kind = "harness" if self.stage == "save_output" else "crash"
+            if kind == "harness" and isinstance(exc, OSError):  # the disk refused the output: the run stops
+                self.storage_error = StorageError(getattr(exc, "filename", None) or "the output audio", exc)
+                kind = "storage"
             self.fail(kind, f"{type(exc).__name__}: {exc} (in `{self.stage}`)")
         finally:
             if self.session is not None:
@@ -269,47 +294,145 @@ class _Job:
 
 
 def _execute(blocks: Sequence[Sequence[_Job]], concurrency: int, on_done: Callable[[_Job], None]) -> None:
-    """Run blocks one after the other; within a block keep ``concurrency`` jobs going."""
-    for block in blocks:
-        pending, active = deque(block), []
-        while pending or active:
-            while pending and len(active) < concurrency:
-                job = pending.popleft()
-                job.start()
-                active.append(job)
-            time.sleep(0.005)
-            t = now_ns()
-            for job in list(active):
-                if job.finished.is_set():
-                    active.remove(job)
-                    on_done(job)
-                elif t > job.hard_deadline_ns:
-                    job.abandon()
-                    active.remove(job)
-                    on_done(job)
+    """Run blocks one after the other; within a block keep ``concurrency`` jobs going.
+
+    If the run stops (a signal, ``on_done`` raising on a full disk), the attempts still going are cut unrecorded.
+    """
+    active: list[_Job] = []
+    try:
+        for block in blocks:
+            pending = deque(block)
+            while pending or active:
+                while pending and len(active) < concurrency:
+                    job = pending.popleft()
+                    job.start()
+                    active.append(job)
+                time.sleep(0.005)
+                t = now_ns()
+                for job in list(active):
+                    if job.finished.is_set():
+                        active.remove(job)
+                        on_done(job)
+                    elif t > job.hard_deadline_ns:
+                        job.abandon()
+                        active.remove(job)
+                        on_done(job)
+    except BaseException:
+        for job in active:
+            job.cut()
+        raise
 
 
-def _prepare_backend(spec: str) -> tuple[str, Backend | None, str | None]:
-    parsed = BackendSpec.parse(spec)
-    backend = create_backend(parsed)  # option errors are usage errors: raised before anything runs
-    key = str(parsed)
+def _prepare_backend(spec: BackendSpec) -> tuple[str, Backend | None, str | None]:
+    backend = create_backend(spec)  # option errors are usage errors: raised before anything runs
     try:
         backend.load()
         backend.warmup()
     except Exception as exc:  # noqa: BLE001 - a backend that cannot load fails its utterances, the run goes on
-        return key, None, f"{type(exc).__name__}: {exc}"
-    return key, backend, None
+        return spec.key, None, spec.redact(f"{type(exc).__name__}: {exc}")
+    return spec.key, backend, None
 
 
 def _data_identity(name: str, split: str | None, limit: int | None, utts: list[Utterance]) -> dict:
     h = hashlib.sha256()
     for u in utts:
         h.update(f"{u.id}\t{u.sha256 or ''}\n".encode())
-    return {"name": name, "split": split, "limit": limit, "n": len(utts), "ids_sha256": h.hexdigest()}
+    out = {"name": name, "split": split, "limit": limit, "n": len(utts), "ids_sha256": h.hexdigest()}
+    from .datasets.identity import data_identity
+
+    identity = data_identity(name)
+    if identity is not None:
+        out["identity"] = identity
+    return out
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM, SIGHUP; SIGINT is a plain ``KeyboardInterrupt``)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal_name(signum))
+
+
+@contextlib.contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run the way Ctrl-C does: run.json says ``interrupted`` with the summary of
+    every finished utterance. Only the main thread can take signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if not fired:  # once: a second signal must not cut the writing of run.json short
+            fired.append(signum)
+            raise RunInterrupted(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            with contextlib.suppress(ValueError, OSError):
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, old)
+
+
+def check_out_dir(out_dir: Path, resume: bool) -> None:
+    """Refuse an ``--out`` that would overwrite something that is not this kind of run, or cannot be written.
+
+    A folder may be new, empty, or hold an s2s-bench run (which then needs ``--resume``, checked later); a file,
+    a folder of other files or a foreign ``run.json`` is refused, and so is a folder that cannot be written.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"--out {out_dir} is a file, not a folder; choose a folder for the run")
+    if out_dir.is_dir():
+        meta_path = out_dir / "run.json"
+        entries = sorted(p.name for p in out_dir.iterdir())
+        if meta_path.exists():
+            try:
+                schema = json.loads(meta_path.read_text(encoding="utf-8")).get("schema", "")
+            except (OSError, ValueError, AttributeError):
+                schema = None
+            if not str(schema or "").startswith("s2s-bench.run/"):
+                raise RunError(
+                    f"--out {out_dir} holds a run.json that is not an s2s-bench run (schema {schema!r}); "
+                    "it would be overwritten: choose another --out"
+                )
+        elif entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise RunError(
+                f"--out {out_dir} is not empty and holds no run (no run.json; it has {shown}); "
+                + ("there is nothing to resume" if resume else "its files could be overwritten")
+                + ": choose a new or empty folder"
+            )
+    parent = out_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunError(f"--out {out_dir}: {parent} is a file, so the folder cannot be made")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".s2s-bench-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(
+            f"--out {out_dir} cannot be written: {exc.strerror or exc}; choose another folder"
+        ) from None
+
+
+def _retry_matches(retry: bool | Collection[str], status: str, kind: str | None) -> bool:
+    if status == "ok" or not retry:
+        return False
+    return retry is True or status in retry or (kind is not None and kind in retry)
 
 
 def run_benchmark(
-    backends: Sequence[str],
+    backends: Sequence[str | BackendSpec],
     data: str = "synthetic-clips",
     *,
     split: str | None = None,
@@ -324,6 +447,7 @@ def run_benchmark(
     out: str | Path | None = None,
     suite: str = "latency",
     resume: bool = False,
+    retry_failed: bool | Collection[str] = False,
     save_audio: bool = True,
     progress: bool = True,
     utterances: Sequence[Utterance] | None = None,
@@ -332,6 +456,12 @@ def run_benchmark(
 
     Backends are loaded and warmed up before anything is timed. With several backends, utterances are interleaved
     in blocks of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
+
+    ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
+    attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
+    (``{"load", "hang"}``). Raises :class:`RunError` for usage errors (nothing measured),
+    :class:`~harness.results.StorageError` when the run's files cannot be written (the run stops, run.json says
+    ``failed``), and ``KeyboardInterrupt`` / :class:`RunInterrupted` on a signal (run.json says ``interrupted``).
     """
     settings = RunSettings(
         pacing,
@@ -344,19 +474,26 @@ def run_benchmark(
         save_audio=save_audio,
     )
     settings.validate()
+    resume = resume or bool(retry_failed)
     if not backends:
         raise RunError("No backend given: pass at least one NAME[:key=value,...]")
-    specs = [str(BackendSpec.parse(b)) for b in backends]
+    parsed = [BackendSpec.parse(b) for b in backends]
+    specs = [p.key for p in parsed]
     if len(set(specs)) != len(specs):
         raise RunError(f"A backend is given twice: {specs}")
     utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
     if not utts:
         raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
+    try:
+        check_utterances(utts, data)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     out_dir = (
         Path(out)
         if out
         else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3))
     )
+    check_out_dir(out_dir, resume)
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
     data_id = _data_identity(data, split, limit, utts)
     meta = {
@@ -364,6 +501,7 @@ def run_benchmark(
         "run_id": out_dir.name,
         "created": now_iso(),
         "status": "running",
+        "pid": os.getpid(),
         "suite": suite,
         "data": data_id,
         "settings": asdict(settings),
@@ -381,100 +519,169 @@ def run_benchmark(
                 f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
             )
         meta = _check_resumable(meta_path, meta, specs)
-        for ev in read_events(events_path):
+        events = read_events(events_path)
+        for ev in events:
             if "u" in ev:
                 key = (ev["b"], ev["u"])
                 attempts[key] = max(attempts.get(key, 0), ev.get("a", 1))
-                if ev["e"] == "utt_end":
-                    done.add(key)
+        for key, evs in final_attempts(events).items():
+            end = next(e for e in evs if e["e"] == "utt_end")
+            kind = next((e.get("kind") for e in evs if e["e"] == "error"), None)
+            if not _retry_matches(retry_failed, end.get("status"), kind):
+                done.add(key)
         meta["status"] = "running"
+        meta["pid"] = os.getpid()
+        meta.pop("error", None)
+    if data_id.get("identity", {}).get("degraded"):
+        print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
     random.seed(seed)
     np.random.seed(seed)
 
-    loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
-    meta["backends"] = [
-        {
-            "key": key,
-            **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
-            **({"load_error": err} if err else {}),
-        }
-        for key, b, err in loaded
-    ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(meta_path, meta)
-    log = EventLog(events_path)
-    log.emit({"e": "run", "t": now_ns(), "settings": asdict(settings), "resume": bool(done)})
+    secrets_of = {p.key: p for p in parsed}
+    with _signals_stop_the_run():
+        loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(p) for p in parsed]
+        meta["backends"] = [
+            {
+                "key": key,
+                **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
+                **({"load_error": err} if err else {}),
+            }
+            for key, b, err in loaded
+        ]
+        try:
+            write_json_atomic(meta_path, meta)
+            log = EventLog(events_path)
+        except StorageError:
+            _shutdown(loaded)
+            raise
+        except OSError as exc:
+            _shutdown(loaded)
+            raise StorageError(events_path, exc) from None
+        bar = _progress(0, False)
+        try:
+            log.emit({"e": "run", "t": now_ns(), "settings": asdict(settings), "resume": bool(done)})
 
-    def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
-        attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1
-        return _Job(key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir)
+            def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
+                attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1
+                job = _Job(key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir)
+                job.redact = secrets_of[key].redact
+                return job
 
-    # Harness warm-up: the shortest utterance, unlogged, through the same code path.
-    shortest = min(utts, key=lambda u: u.duration_s or 0.0)
-    for key, backend, _ in loaded:
-        if backend is not None:
-            warm = [_Job(key, backend, shortest, 0, settings, None, None) for _ in range(warmup)]
-            _execute([warm], 1, lambda job: None)
+            # Harness warm-up: the shortest utterance, unlogged, through the same code path.
+            shortest = min(utts, key=lambda u: u.duration_s or 0.0)
+            for key, backend, _ in loaded:
+                if backend is not None:
+                    warm = [_Job(key, backend, shortest, 0, settings, None, None) for _ in range(warmup)]
+                    _execute([warm], 1, lambda job: None)
 
-    for key, backend, err in loaded:
-        if backend is None:
-            for u in utts:
-                if (key, u.id) not in done:
-                    job = new_job(key, None, u)  # type: ignore[arg-type]
-                    job.fail("load", f"backend could not be loaded: {err}")
-                    done.add((key, u.id))
-    blocks: list[list[_Job]] = []
-    live = [(key, b) for key, b, _ in loaded if b is not None]
-    step = len(utts) if len(live) == 1 else concurrency
-    for start in range(0, len(utts), step):
-        for key, backend in live:
-            block = [new_job(key, backend, u) for u in utts[start : start + step] if (key, u.id) not in done]
-            if block:
-                blocks.append(block)
+            for key, backend, err in loaded:
+                if backend is None:
+                    for u in utts:
+                        if (key, u.id) not in done:
+                            job = new_job(key, None, u)  # type: ignore[arg-type]
+                            job.fail("load", f"backend could not be loaded: {err}")
+                            done.add((key, u.id))
+            log.flush()
+            blocks: list[list[_Job]] = []
+            live = [(key, b) for key, b, _ in loaded if b is not None]
+            step = len(utts) if len(live) == 1 else concurrency
+            for start in range(0, len(utts), step):
+                for key, backend in live:
+                    block = [
+                        new_job(key, backend, u)
+                        for u in utts[start : start + step]
+                        if (key, u.id) not in done
+                    ]
+                    if block:
+                        blocks.append(block)
 
-    total = sum(len(b) for b in blocks)
-    bar = _progress(total, progress)
-    failed = 0
+            total = sum(len(b) for b in blocks)
+            bar = _progress(total, progress)
+            failed = 0
 
-    def on_done(job: _Job) -> None:
-        nonlocal failed
-        failed += job.failed
-        log.flush()  # a finished utterance is on disk before the next one starts
-        bar.update(1)
-        bar.set_postfix(failed=failed, refresh=False)
+            def on_done(job: _Job) -> None:
+                nonlocal failed
+                failed += job.failed
+                log.flush()  # a finished utterance is on disk before the next one starts
+                if job.storage_error is not None:
+                    raise job.storage_error
+                bar.update(1)
+                bar.set_postfix(failed=failed, refresh=False)
 
-    try:
-        _execute(blocks, concurrency, on_done)
-        meta["status"] = "complete"
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
-        raise
-    finally:
-        bar.close()
-        log.close()
-        meta["summary"] = summarize(read_events(events_path))
-        meta["finished"] = now_iso()
-        write_json_atomic(meta_path, meta)
-        for _, backend, _ in loaded:
-            if backend is not None:
-                try:
-                    backend.shutdown()
-                except Exception:  # noqa: BLE001
-                    pass
+            _execute(blocks, concurrency, on_done)
+            meta["status"] = "complete"
+        except KeyboardInterrupt as exc:
+            meta["status"] = "interrupted"
+            meta["interrupted_by"] = signal_name(getattr(exc, "signum", signal.SIGINT))
+            raise
+        except StorageError as exc:
+            meta["status"], meta["error"] = "failed", str(exc)
+            raise
+        except BaseException as exc:
+            meta["status"], meta["error"] = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            bar.close()
+            _finish_run(meta, meta_path, events_path, log)
+            _shutdown(loaded)
     return out_dir
 
 
-def _check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
-    import json
+def degraded_warning(identity: dict) -> str:
+    """The loud line a run on a degraded built-in set prints (and the report shows)."""
+    return (
+        f"data set {identity.get('name')} is DEGRADED: {identity.get('degraded_reason')}. Its utterances differ "
+        "from the reference set's, so these numbers cannot be compared with runs on machines that have every "
+        "voice (the committed baselines, the README); gates call such runs not comparable (x). Fix: "
+        "scripts/install-system-deps.sh (as root), then `s2s-bench data build "
+        f"{identity.get('name')} --force`."
+    )
 
+
+def _finish_run(meta: dict, meta_path: Path, events_path: Path, log: EventLog) -> None:
+    """Close the log and write run.json's final state; on a full disk, at least its status (in place)."""
+    try:
+        log.close()
+    except StorageError as exc:
+        if meta["status"] != "failed":
+            meta["status"], meta["error"] = "failed", str(exc)
+    meta["summary"] = summarize(read_events(events_path))
+    meta["finished"] = now_iso()
+    try:
+        write_json_atomic(meta_path, meta)
+    except StorageError:
+        compact = {
+            **meta,
+            "summary": {},
+            "summary_note": "not written (disk full): `s2s-bench rescore --write`",
+        }
+        try:
+            write_json_in_place(meta_path, compact)
+        except StorageError as exc:
+            print(f"s2s-bench: could not record the run's end in {meta_path}: {exc}", file=sys.stderr)
+
+
+def _shutdown(loaded: list[tuple[str, Backend | None, str | None]]) -> None:
+    for _, backend, _ in loaded:
+        if backend is not None:
+            try:
+                backend.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
     if not meta_path.exists():
         raise RunError(f"Cannot resume: {meta_path} is missing")
     old = json.loads(meta_path.read_text(encoding="utf-8"))
     old_specs = [b["key"] for b in old.get("backends", [])]
+    old_data, new_data = dict(old.get("data") or {}), dict(fresh["data"])
+    if "identity" not in old_data:  # a run from before data identities: compare what it has
+        new_data.pop("identity", None)
     checks = [
         ("backends", old_specs, specs),
         ("settings", old.get("settings"), fresh["settings"]),
-        ("data", old.get("data"), fresh["data"]),
+        ("data", old_data, new_data),
         ("suite", old.get("suite"), fresh["suite"]),
     ]
     for what, was, now in checks:

@@ -31,9 +31,15 @@ def add_parser(subparsers) -> None:
     b.set_defaults(func=run_build)
 
     c = sub.add_parser(
-        "check", help="validate every audio file of a manifest or folder; exit 1 if any is unusable"
+        "check",
+        help="validate what a run would read (manifest, set, CORPUS:PATH or folder); exit 1 if unusable",
     )
-    c.add_argument("target", help="manifest.jsonl, a folder holding one, or a folder of audio files")
+    c.add_argument(
+        "target",
+        help="anything --data takes (manifest.jsonl or a folder holding one, a built-in set, CORPUS:PATH such "
+        "as fleurs:/data/fleurs/te_in), or a folder of audio files",
+    )
+    c.add_argument("--split", default=None, help="only this split (as run --split)")
     c.add_argument("--min-s", type=float, default=None, help="shortest usable clip in seconds (default 0.1)")
     c.add_argument("--max-s", type=float, default=None, help="longest usable clip in seconds (default 120)")
     c.add_argument("--all", action="store_true", help="list every file, not only those with problems")
@@ -100,7 +106,7 @@ def run_check(args) -> int:
 
     limits = {k: v for k, v in (("min_s", args.min_s), ("max_s", args.max_s)) if v is not None}
     try:
-        findings, n_files = check_target(args.target, **limits)
+        findings, n_files = check_target(args.target, split=args.split, **limits)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
