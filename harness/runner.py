@@ -527,7 +527,8 @@ def run_benchmark(
         for key, evs in final_attempts(events).items():
             end = next(e for e in evs if e["e"] == "utt_end")
             kind = next((e.get("kind") for e in evs if e["e"] == "error"), None)
-            if not _retry_matches(retry_failed, end.get("status"), kind):
+            # an output the disk refused is the harness's failure, not the backend's: always redone
+            if kind != "storage" and not _retry_matches(retry_failed, end.get("status"), kind):
                 done.add(key)
         meta["status"] = "running"
         meta["pid"] = os.getpid()
