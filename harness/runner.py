@@ -448,6 +448,7 @@ def run_benchmark(
     suite: str = "latency",
     resume: bool = False,
     retry_failed: bool | Collection[str] = False,
+    strict_data: bool = False,
     save_audio: bool = True,
     progress: bool = True,
     utterances: Sequence[Utterance] | None = None,
@@ -459,7 +460,8 @@ def run_benchmark(
 
     ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
     attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
-    (``{"load", "hang"}``). Raises :class:`RunError` for usage errors (nothing measured),
+    (``{"load", "hang"}``). ``strict_data`` refuses a degraded built-in set (one of its voices missing).
+    Raises :class:`RunError` for usage errors (nothing measured),
     :class:`~harness.results.StorageError` when the run's files cannot be written (the run stops, run.json says
     ``failed``), and ``KeyboardInterrupt`` / :class:`RunInterrupted` on a signal (run.json says ``interrupted``).
     """
@@ -493,9 +495,13 @@ def run_benchmark(
         if out
         else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3))
     )
+    data_id = _data_identity(data, split, limit, utts)
+    if data_id.get("identity", {}).get("degraded"):
+        if strict_data:
+            raise RunError(degraded_warning(data_id["identity"]) + " Refused: --strict-data")
+        print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
     check_out_dir(out_dir, resume)
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
-    data_id = _data_identity(data, split, limit, utts)
     meta = {
         "schema": SCHEMA,
         "run_id": out_dir.name,
@@ -533,8 +539,6 @@ def run_benchmark(
         meta["status"] = "running"
         meta["pid"] = os.getpid()
         meta.pop("error", None)
-    if data_id.get("identity", {}).get("degraded"):
-        print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
     random.seed(seed)
     np.random.seed(seed)
 

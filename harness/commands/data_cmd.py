@@ -102,7 +102,9 @@ def run_build(args) -> int:
 
 
 def run_check(args) -> int:
-    from ..datasets.check import check_target, print_report
+    from pathlib import Path
+
+    from ..datasets.check import check_target, guess_corpus, print_report
 
     limits = {k: v for k, v in (("min_s", args.min_s), ("max_s", args.max_s)) if v is not None}
     try:
@@ -110,4 +112,13 @@ def run_check(args) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return print_report(findings, n_files, show_all=args.all)
+    code = print_report(findings, n_files, show_all=args.all)
+    target = Path(args.target)
+    corpus = guess_corpus(target) if not (target / "manifest.jsonl").exists() else None
+    if corpus:
+        print(
+            f"note: only the audio files were checked. {target} looks like a {corpus} folder: a run reads it "
+            f"through its transcripts (--data {corpus}:{target}); check it that way: "
+            f"s2s-bench data check {corpus}:{target}"
+        )
+    return code

@@ -163,8 +163,6 @@ def run(args) -> int:
 
     try:
         policy = FailurePolicy.parse(args.max_failures or DEFAULT_MAX_FAILURES, args.failure_statuses)
-        if args.strict_data:
-            _check_strict_data(args.data)
     except ValueError as exc:
         return usage(str(exc))
     retry = None
@@ -186,6 +184,7 @@ def run(args) -> int:
             suite=args.suite,
             resume=args.resume,
             retry_failed=retry or False,
+            strict_data=args.strict_data,
             save_audio=not args.no_audio,
             progress=not args.quiet,
         )
@@ -239,25 +238,6 @@ def run(args) -> int:
         )
         return EXIT_TOO_MANY_FAILURES
     return EXIT_OK
-
-
-def _check_strict_data(data: str) -> None:
-    """``--strict-data``: a degraded built-in set is a usage error (it is built first when missing)."""
-    from ..data import load_utterances
-    from ..datasets.identity import data_identity
-    from ..datasets.telugu import BUILDERS
-    from ..runner import degraded_warning
-
-    if data not in BUILDERS:
-        return
-    load_utterances(data, limit=1)  # builds the set on first use
-    identity = data_identity(data) or {}
-    if identity.get("degraded"):
-        raise ValueError(
-            degraded_warning(identity)
-            + " --strict-data refuses it; without --strict-data it is measured and "
-            "labelled degraded"
-        )
 
 
 def rescore(args) -> int:

@@ -153,6 +153,26 @@ def _check_utterances(utts: list[Utterance], min_s: float, max_s: float) -> tupl
     return findings, n_files
 
 
+def guess_corpus(folder: Path) -> str | None:
+    """The corpus loader a plain folder seems to be laid out for (by its transcript files), or ``None``."""
+    if not folder.is_dir():
+        return None
+    names = {p.name for p in folder.iterdir()}
+    if {"train.tsv", "dev.tsv", "test.tsv", "validated.tsv"} & names:
+        return "commonvoice" if (folder / "clips").is_dir() else "fleurs"
+    markers = {
+        "line_index.tsv": "openslr66",
+        "txt.done.data": "indictts",
+        "transcription_n2w.txt": "kathbath",
+    }
+    for marker, corpus in markers.items():
+        if next(folder.rglob(marker), None) is not None:
+            return corpus
+    if next(folder.rglob("*.parquet"), None) is not None:
+        return "shrutilipi"
+    return None
+
+
 def print_report(findings: list[Finding], n_files: int, show_all: bool = False) -> int:
     """Print one row per problem file (status, file, reasons); return 1 if any file is unusable, else 0."""
     by_file: dict[str, list[Finding]] = {}
