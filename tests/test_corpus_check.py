@@ -29,7 +29,9 @@ def run(root, tmp_path, *extra) -> int:
 
 
 def test_check_and_run_agree_on_a_folder_in_a_slightly_wrong_layout(tmp_path, capsys):
-    root = fleurs_folder(tmp_path / "te_in", "wavs/test", present=range(4))  # not audio/test; one clip missing
+    root = fleurs_folder(
+        tmp_path / "te_in", "wavs/test", present=range(4)
+    )  # not audio/test; one clip missing
     assert main(["data", "check", f"fleurs:{root}"]) == 1
     out = capsys.readouterr().out
     assert "clip4.wav" in out and "file not found" in out and "5 files checked: 4 ok" in out

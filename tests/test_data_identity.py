@@ -71,7 +71,9 @@ def test_gate_calls_a_degraded_run_not_comparable(degraded_set, tmp_path):
 
     espeak_only = build_telugu_mini(tmp_path / "full", with_festival=False, n_espeak=4, limit_sentences=2)
     base = run_benchmark(["loopback"], str(espeak_only), out=tmp_path / "base", pacing="fast", progress=False)
-    cand = run_benchmark(["loopback"], str(degraded_set), out=tmp_path / "cand", pacing="fast", progress=False)
+    cand = run_benchmark(
+        ["loopback"], str(degraded_set), out=tmp_path / "cand", pacing="fast", progress=False
+    )
     (verdict,) = compare(load_candidate(base), load_candidate(cand), parse_rules(["ttfa.p50:+10%"]))
     assert verdict.verdict == "x"
     assert "candidate's set is DEGRADED" in verdict.note and "baseline's set is DEGRADED" in verdict.note

@@ -39,7 +39,9 @@ def check(tmp_path, voice_dir: Path, phoneset: Path, fake_output: str | None = N
         fake.write_text(f"#!/bin/sh\necho '{fake_output}' >&2\nexit 1\n", encoding="utf-8")
         fake.chmod(0o755)
         env["PATH"] = f"{bin_dir}:{env['PATH']}"
-    return subprocess.run(["bash", str(SCRIPT), "--check"], env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--check"], env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def test_the_check_names_a_missing_festival_te(tmp_path):

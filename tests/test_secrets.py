@@ -23,7 +23,9 @@ def server():
 
 
 def test_spec_keys_redact_secrets_and_keep_them_for_the_backend():
-    spec = BackendSpec.parse(f"remote:url=ws://u:{SECRET}@h:1/ws?token={SECRET}&x=1,token={SECRET},format=f32")
+    spec = BackendSpec.parse(
+        f"remote:url=ws://u:{SECRET}@h:1/ws?token={SECRET}&x=1,token={SECRET},format=f32"
+    )
     assert SECRET not in spec.key and SECRET not in str(spec)
     assert spec.key == "remote:url=ws://u:***@h:1/ws?token=***&x=1,token=***,format=f32"
     assert spec.options["token"] == SECRET  # the backend still gets it
@@ -40,7 +42,19 @@ def test_a_token_in_the_spec_is_redacted_everywhere(server, tmp_path, capsys):
     good = f"remote:url={server.url},token={SECRET}"
     wrong_token = f"remote:url={server.url}?token={SECRET}x,token={SECRET}y,connect_timeout_s=2"
     code = main(
-        ["run", "-b", good, "-b", wrong_token, "--data", "synthetic-clips", "--limit", "2", "--pacing", "fast"]
+        [
+            "run",
+            "-b",
+            good,
+            "-b",
+            wrong_token,
+            "--data",
+            "synthetic-clips",
+            "--limit",
+            "2",
+            "--pacing",
+            "fast",
+        ]
         + ["--warmup", "0", "-q", "--out", str(out)]
     )
     printed = capsys.readouterr()
@@ -55,7 +69,7 @@ def test_a_token_in_the_spec_is_redacted_everywhere(server, tmp_path, capsys):
         if SECRET in path.name or (path.is_file() and SECRET.encode() in path.read_bytes()):
             leaks.append(str(path))
     assert leaks == []
-    assert (out / "outputs" / "remote_url=ws___127.0.0.1_{}_ws_token=___".format(server.port)).is_dir()
+    assert (out / "outputs" / f"remote_url=ws___127.0.0.1_{server.port}_ws_token=___").is_dir()
 
 
 def test_an_http_url_is_a_usage_error(tmp_path, capsys):

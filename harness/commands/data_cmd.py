@@ -49,6 +49,7 @@ def add_parser(subparsers) -> None:
 def run_list(args) -> int:
     from ..data import dataset_registry
     from ..datasets.build import MANIFEST, dataset_dir
+    from ..datasets.identity import read_identity
     from ..datasets.telugu import BUILDERS
 
     reg = dataset_registry()
@@ -59,6 +60,8 @@ def run_list(args) -> int:
         if name in BUILDERS:
             built = (dataset_dir(name, args.cache) / MANIFEST).exists()
             status = "built" if built else "on demand"
+            if built and (read_identity(dataset_dir(name, args.cache), name) or {}).get("degraded"):
+                status = "DEGRADED"
         elif name == "synthetic-clips":
             status = "generated"
         else:
@@ -98,6 +101,13 @@ def run_build(args) -> int:
         )
     if info["failed"]:
         print(f"  {len(info['failed'])} utterances could not be synthesised (listed in {BUILD_INFO})")
+    identity = info.get("identity") or {}
+    if identity:
+        print(
+            f"  identity: manifest sha256 {identity['manifest_sha256'][:16]}, voices {', '.join(identity['voices'])}"
+        )
+    if identity.get("degraded"):
+        print(f"  DEGRADED: {identity['degraded_reason']}")
     return 0
 
 
