@@ -483,24 +483,31 @@ def run_benchmark(
     specs = [p.key for p in parsed]
     if len(set(specs)) != len(specs):
         raise RunError(f"A backend is given twice: {specs}")
-    utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
-    if not utts:
-        raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
-    try:
-        check_utterances(utts, data)
-    except ValueError as exc:
-        raise RunError(str(exc)) from None
     out_dir = (
         Path(out)
         if out
         else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3))
     )
-    data_id = _data_identity(data, split, limit, utts)
-    if data_id.get("identity", {}).get("degraded"):
-        if strict_data:
-            raise RunError(degraded_warning(data_id["identity"]) + " Refused: --strict-data")
-        print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
-    check_out_dir(out_dir, resume)
+    created = not out_dir.exists()
+    check_out_dir(out_dir, resume)  # before the data: a bad --out must not wait for a data set to build
+    try:
+        utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
+        if not utts:
+            raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
+        try:
+            check_utterances(utts, data)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        data_id = _data_identity(data, split, limit, utts)
+        if data_id.get("identity", {}).get("degraded"):
+            if strict_data:
+                raise RunError(degraded_warning(data_id["identity"]) + " Refused: --strict-data")
+            print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
+    except BaseException:
+        if created:  # nothing was measured: leave no empty run folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
     meta = {
         "schema": SCHEMA,

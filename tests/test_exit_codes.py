@@ -185,8 +185,8 @@ def test_a_backend_thread_that_never_returns_does_not_crash_the_process_at_exit(
 
 def test_sigterm_ends_the_run_as_interrupted_with_its_summary(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "-b", "loopback:delay_ms=20", "--limit", "10"]
-    cmd += ["--pacing", "realtime", "--out", str(out), "-q"]
+    cmd = [sys.executable, "-m", "harness.cli", "run", "-b", "loopback:delay_ms=250", "--limit", "10"]
+    cmd += ["--pacing", "fast", "--out", str(out), "-q"]
     env = {**os.environ, "S2S_BENCH_LOAD_PLUGINS": ""}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -200,8 +200,8 @@ def test_sigterm_ends_the_run_as_interrupted_with_its_summary(tmp_path):
     assert "Traceback" not in err and "--resume" in err
     meta = json.loads((out / "run.json").read_text())
     assert (meta["status"], meta["interrupted_by"]) == ("interrupted", "SIGTERM")
-    n = meta["summary"]["loopback:delay_ms=20"]["n"]
-    assert 2 <= n < 10 and meta["summary"]["loopback:delay_ms=20"]["n_ok"] == n
+    n = meta["summary"]["loopback:delay_ms=250"]["n"]
+    assert 2 <= n < 10 and meta["summary"]["loopback:delay_ms=250"]["n_ok"] == n
 
     pytest.importorskip("pandas")
     from harness.report.runs import load_run_folder
