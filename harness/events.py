@@ -50,8 +50,7 @@ class EventLog:
                 raise self.error
             lines = []
             while self._pending:
-                event = json_safe(self._pending.popleft())
-                lines.append(json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+                lines.append(_line(self._pending.popleft()))
             if lines:
                 try:
                     self._file.write("\n".join(lines) + "\n")
@@ -84,6 +83,14 @@ class EventLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _line(event: dict) -> str:
+    """One event as a JSON line; NaN/inf (never valid JSON) become null."""
+    try:
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(json_safe(event), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def read_events(path: str | Path) -> list[dict]:

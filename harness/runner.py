@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -347,37 +347,37 @@ def _data_identity(name: str, split: str | None, limit: int | None, utts: list[U
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """The run was stopped by a signal (SIGTERM, SIGHUP; SIGINT is a plain ``KeyboardInterrupt``)."""
+    """The run was stopped by a signal (SIGINT, SIGTERM, SIGHUP); ``signum`` says which."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
         super().__init__(signal_name(signum))
 
 
-@contextlib.contextmanager
-def _signals_stop_the_run() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run the way Ctrl-C does: run.json says ``interrupted`` with the summary of
-    every finished utterance. Only the main thread can take signals; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    fired: list[int] = []
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP end the run the way Ctrl-C always did: run.json says ``interrupted`` with the
+    summary of every finished utterance. A second signal while run.json is being written waits for it. Only the
+    main thread can take signals; elsewhere this does nothing."""
 
-    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
-        if not fired:  # once: a second signal must not cut the writing of run.json short
-            fired.append(signum)
+    def __init__(self) -> None:
+        self.finishing = False
+        self.previous: dict = {}
+
+    def _handler(self, signum, frame):  # noqa: ARG002 - the signal module's signature
+        if not self.finishing:
             raise RunInterrupted(signum)
 
-    previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            with contextlib.suppress(ValueError, OSError):
-                previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            with contextlib.suppress(ValueError, OSError):
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if sig is not None:
+                    with contextlib.suppress(ValueError, OSError):
+                        self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, old)
 
 
@@ -550,7 +550,7 @@ def run_benchmark(
     np.random.seed(seed)
 
     secrets_of = {p.key: p for p in parsed}
-    with _signals_stop_the_run():
+    with _StopSignals() as stop_signals:
         loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(p) for p in parsed]
         meta["backends"] = [
             {
@@ -633,8 +633,10 @@ def run_benchmark(
             meta["status"], meta["error"] = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            stop_signals.finishing = True  # a second Ctrl-C must not cut run.json short
             bar.close()
             _finish_run(meta, meta_path, events_path, log)
+            stop_signals.finishing = False
             _shutdown(loaded)
     return out_dir
 
