@@ -408,7 +408,10 @@ def run_benchmark(
         data_id = data_identity_of_run(data, split, limit, utts)
         if data_id.get("identity", {}).get("degraded"):
             if strict_data:
-                raise RunError(degraded_warning(data_id["identity"]) + " Refused: --strict-data")
+                raise RunError(
+                    degraded_warning(data_id["identity"]) + " Refused: --strict-data (without it, or with "
+                    "`make bench BENCH_ALLOW_DEGRADED=1`, the set is measured and labelled degraded)"
+                )
             print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
     except BaseException:
         if created:  # nothing was measured: leave no empty run folder behind
