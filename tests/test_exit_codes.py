@@ -161,14 +161,15 @@ def test_a_backend_thread_that_never_returns_does_not_crash_the_process_at_exit(
     script = tmp_path / "stuck.py"
     script.write_text(STUCK_PLUGIN, encoding="utf-8")
     out = tmp_path / "run"
+    # torch last, so its busy worker shares the CPU only for the last half second before the exit
     cmd = [
         sys.executable,
         str(script),
         "run",
         "-b",
-        "torchstuck",
-        "-b",
         "loopback:fail=stuck",
+        "-b",
+        "torchstuck",
         "--limit",
         "1",
     ]
