@@ -3,8 +3,9 @@
 It answers with the user's own utterance, starting ``delay_ms`` after the end of input, in chunks of ``chunk_ms``,
 produced at ``rtf`` x real time (0 = all at once; above 1 = slower than real time, so playback stalls). By default
 it starts at the first audible sample of the input, so its TTFA equals ``delay_ms`` plus the harness's own
-overhead: that is what makes it a calibration. It can misbehave on purpose (``fail=crash|hang`` on every
-``every``-th session) so that the runner's fault handling can be tested.
+overhead: that is what makes it a calibration. It can misbehave on purpose (``fail=crash|hang|stuck`` on every
+``every``-th session) so that the runner's fault handling can be tested: ``hang`` blocks in ``poll`` until the
+harness closes the session, ``stuck`` never returns at all (closing does not help: a thread lost for good).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class LoopbackBackend(Backend):
             float, 0.0, "output production speed: chunk k is ready at delay + k*chunk_ms*rtf", min=0
         ),
         "trim": Option(bool, True, "start the answer at the input's first audible sample"),
-        "fail": Option(str, "none", "misbehave on purpose", choices=("none", "crash", "hang")),
+        "fail": Option(str, "none", "misbehave on purpose", choices=("none", "crash", "hang", "stuck")),
         "every": Option(int, 1, "with fail=: fail on every N-th session (1 = all)", min=1),
     }
 
@@ -79,6 +80,8 @@ class _LoopbackSession(Session):
         if self.fail == "hang":
             self.closed.wait()  # a real hang: ignores the timeout, returns only when the runner closes us
             return None
+        if self.fail == "stuck":
+            threading.Event().wait()  # never returns, whatever the harness does
         wait = self._due(self.sent) - time.perf_counter()
         if wait > 0:
             if wait > timeout:
@@ -95,7 +98,7 @@ class _LoopbackSession(Session):
 
     @property
     def done(self) -> bool:
-        if self.answer is None or self.fail == "hang":
+        if self.answer is None or self.fail in ("hang", "stuck"):
             return False
         hop = max(1, int(round(self.o["chunk_ms"] * self.sr / 1000.0)))
         return self.sent * hop >= self.answer.size and (self.fail != "crash")

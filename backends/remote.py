@@ -17,17 +17,41 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OutputChunk, OutputQueue, Session
+from harness.backend import (
+    Backend,
+    BackendError,
+    Option,
+    OptionError,
+    OutputChunk,
+    OutputQueue,
+    Session,
+    redact_url,
+)
 from harness.hookspecs import hookimpl
 from harness.server import protocol as P
 
+SERVED_PATH = "/ws"
+"""Where ``s2s-bench serve`` speaks the protocol (its ``/health`` says so as ``ws_path``)."""
+
+
+def check_url(ws_url: str) -> None:
+    """A usage error (before anything runs) unless ``ws_url`` is a ``ws://`` or ``wss://`` address with a host."""
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        hint = ""
+        if parts.scheme in ("http", "https"):
+            hint = (
+                f" (the WebSocket address of a server on {parts.netloc} is ws://{parts.netloc}{SERVED_PATH})"
+            )
+        raise OptionError(
+            "Expected option `url` of backend `remote` to start with ws:// or wss:// (ws://HOST:PORT/PATH) but got "
+            f"{redact_url(ws_url)!r}{hint}"
+        )
+
 
 def _health_url(ws_url: str) -> str:
+    check_url(ws_url)
     parts = urlsplit(ws_url)
-    if parts.scheme not in ("ws", "wss"):
-        raise BackendError(
-            f"Expected option `url` of backend `remote` to start with ws:// or wss:// but got {ws_url!r}"
-        )
     return urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "/health", "", ""))
 
 
@@ -39,7 +63,8 @@ class RemoteBackend(Backend):
         "token": Option(
             str,
             "",
-            "bearer token, or env:NAME to read it from an environment variable (kept out of run files)",
+            "bearer token, or env:NAME to read it from an environment variable (shown as *** everywhere)",
+            secret=True,
         ),
         "format": Option(str, "pcm16", "audio encoding on the wire", choices=P.FORMATS),
         "connect_timeout_s": Option(float, 10.0, "time allowed to connect and get 'ready' (s)", min=0.1),
@@ -47,6 +72,7 @@ class RemoteBackend(Backend):
 
     def __init__(self, **opts) -> None:
         super().__init__(**opts)
+        check_url(self.opts["url"])  # a wrong scheme is a usage error, not a failure of every utterance
         self.server_info: dict = {}
 
     def _token(self) -> str:
@@ -79,6 +105,15 @@ class RemoteBackend(Backend):
             raise BackendError(
                 f"remote: the server at {url} speaks {info.get('protocol')!r}, not {P.PROTOCOL!r}"
             )
+        served_path = info.get("ws_path")
+        path = urlsplit(self.opts["url"]).path or "/"
+        if served_path and path != served_path:
+            parts = urlsplit(self.opts["url"])
+            fixed = urlunsplit((parts.scheme, parts.netloc, served_path, parts.query, ""))
+            raise BackendError(
+                f"remote: the server at {parts.netloc} serves the protocol at {served_path}, not at {path}: "
+                f"use url={redact_url(fixed)}"
+            )
         served = info.get("backend", {})
         self.input_sample_rate = int(served.get("input_sample_rate", 16000))
         self.output_sample_rate = int(served.get("output_sample_rate", 16000))
@@ -103,16 +138,23 @@ class RemoteBackend(Backend):
         return bool(self.server_info.get("backend", {}).get("latency_only", False))
 
     def describe(self) -> dict:
-        out = super().describe()
-        out["options"] = {
-            k: ("***" if k == "token" and v and not v.startswith("env:") else v)
-            for k, v in out["options"].items()
-        }
+        out = super().describe()  # redacts the token (a secret option) and credentials in the URL
         out["served_backend"] = self.server_info.get("backend")
         return out
 
     def open_session(self) -> Session:
         return _RemoteSession(self)
+
+
+def _connect_hint(exc: Exception) -> str:
+    """The connection error, plus what to do when the server refused the path (HTTP 403/404 on the upgrade)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (403, 404):
+        return (
+            f"the server answered HTTP {status} to the WebSocket upgrade: nothing speaks the protocol at that path "
+            f"(`s2s-bench serve` serves it at {SERVED_PATH}: url=ws://HOST:PORT{SERVED_PATH})"
+        )
+    return str(exc)
 
 
 class _RemoteSession(Session):
@@ -139,13 +181,15 @@ class _RemoteSession(Session):
                 max_size=None,
             ).__enter__()  # entering marks a directly held connection as intended (websockets >= 17.1)
         except Exception as exc:
-            raise BackendError(f"remote: cannot connect to {o['url']}: {exc}") from None
+            raise BackendError(
+                f"remote: cannot connect to {redact_url(o['url'])}: {_connect_hint(exc)}"
+            ) from None
         try:
             self.ws.send(json.dumps(P.start_message(backend.input_sample_rate, self.fmt, self.session_id)))
             reply = self.ws.recv(timeout=o["connect_timeout_s"])
         except Exception as exc:
             self.ws.close()
-            raise BackendError(f"remote: no 'ready' from {o['url']}: {exc}") from None
+            raise BackendError(f"remote: no 'ready' from {redact_url(o['url'])}: {exc}") from None
         msg = json.loads(reply) if isinstance(reply, str) else {}
         if msg.get("type") != P.READY:
             self.ws.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +129,18 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def write_audio(path: str | Path, x: np.ndarray, sr: int) -> None:
+    """Float32 WAV, written to ``PATH.partial`` and renamed: a failed write (a full disk) leaves no file behind."""
     import soundfile as sf
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.asarray(x, dtype=np.float32), sr, subtype="FLOAT")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        sf.write(str(partial), np.asarray(x, dtype=np.float32), sr, subtype="FLOAT", format="WAV")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def first_audible_sample(

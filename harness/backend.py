@@ -10,7 +10,9 @@ answer is computed in a worker thread after ``end_input`` and handed out as soon
 
 from __future__ import annotations
 
+import math
 import queue
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -40,6 +42,8 @@ class Option:
     help: str = ""
     choices: tuple | None = None
     min: float | None = None
+    secret: bool = False
+    """A secret (a token, a password): shown as ``***`` in run keys, run.json, events and reports."""
 
     def parse(self, backend: str, name: str, raw: Any) -> Any:
         value = raw
@@ -56,6 +60,10 @@ class Option:
                 raise OptionError(
                     f"Expected option `{name}` of backend `{backend}` to be {self.type.__name__} but got {raw!r}"
                 ) from None
+        if self.type is float and isinstance(value, (int, float)) and not math.isfinite(value):
+            raise OptionError(
+                f"Expected option `{name}` of backend `{backend}` to be a finite number but got {raw!r}"
+            )
         if self.choices is not None and value not in self.choices:
             raise OptionError(
                 f"Expected option `{name}` of backend `{backend}` to be one of "
@@ -159,9 +167,11 @@ class Backend(ABC):
         """Free models at the end of a run."""
 
     def describe(self) -> dict[str, Any]:
+        """What run.json records about the backend; secret options are redacted (``***``)."""
+        secret = {k for k, o in self.options.items() if o.secret}
         return {
             "name": self.name,
-            "options": dict(self.opts),
+            "options": {k: redact_option(k, v, secret=k in secret) for k, v in self.opts.items()},
             "input_sample_rate": self.input_sample_rate,
             "output_sample_rate": self.output_sample_rate,
             "streaming": self.streaming,
@@ -287,30 +297,123 @@ class _OfflineSession(ThreadedSession):
         self.backend.respond(self.input_audio(), emit, self.closed)
 
 
+REDACTED = "***"
+_SECRET_NAME = re.compile(r"(?:^|_)(?:token|secret|password|passwd|api_?key|auth|credentials?)(?:$|_)", re.I)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for option (or URL query) names that hold secrets: ``token``, ``api_key``, ``password``, ..."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with a password in its user part and secret-named query values replaced by ``***``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":" + REDACTED
+        netloc = f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(is_secret_name(k) for k, _ in pairs):
+            query = urlencode([(k, REDACTED if is_secret_name(k) and v else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_option(name: str, value: Any, secret: bool = False) -> Any:
+    """The value to show for option ``name``: ``***`` for a secret (``env:NAME`` references are shown, they are
+    not secrets), URLs without their credentials, anything else unchanged."""
+    if isinstance(value, str):
+        if (secret or is_secret_name(name)) and value and not value.startswith("env:"):
+            return REDACTED
+        if "://" in value:
+            return redact_url(value)
+    return value
+
+
+def _secret_parts(name: str, value: str) -> list[str]:
+    """The secret substrings of one option value (to scrub them from free text such as error messages)."""
+    if is_secret_name(name) and value and not value.startswith("env:"):
+        return [value]
+    if "://" not in value:
+        return []
+    from urllib.parse import parse_qsl, urlsplit
+
+    out = []
+    try:
+        parts = urlsplit(value)
+        user = parts.netloc.rpartition("@")[0]
+        if ":" in user:
+            out.append(user.split(":", 1)[1])
+        out += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_name(k) and v]
+    except ValueError:
+        pass
+    return [s for s in out if s]
+
+
 @dataclass
 class BackendSpec:
-    """``NAME[:key=value,...]``: the one spelling of a backend, in the CLI and in pytest."""
+    """``NAME[:key=value,...]``: the one spelling of a backend, in the CLI and in pytest.
+
+    ``options`` hold the values as given (a token included: they create the backend). Everything that *shows* a
+    spec uses :attr:`key` (``str(spec)`` is the key): secret options (by name: ``token``, ``api_key``,
+    ``password``, ...) and credentials inside URLs read ``***``, so a run key, an event line, a folder name or a
+    table never carries a secret. Pass secrets as ``token=env:NAME`` to keep them off the command line too.
+    """
 
     name: str
     options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str) -> BackendSpec:
+    def parse(cls, text: str | BackendSpec) -> BackendSpec:
+        if isinstance(text, BackendSpec):
+            return text
         text = text.strip()
         name, _, rest = text.partition(":")
         if not name:
             raise OptionError(f"Expected a backend spec NAME[:key=value,...] but got {text!r}")
         options: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in rest.split(","))):
+        for index, part in enumerate(filter(None, (p.strip() for p in rest.split(","))), 1):
             key, eq, value = part.partition("=")
-            if not eq or not key:
-                raise OptionError(f"Expected key=value in backend spec {text!r} but got {part!r}")
+            if not eq or not key:  # the part itself is not shown: it may be a mistyped secret
+                raise OptionError(
+                    f"Expected key=value in backend spec `{name}:...` but option {index} has "
+                    f"{'no name' if eq else 'no ='} (write NAME:key=value,key=value)"
+                )
             if key in options:
-                raise OptionError(f"Option {key!r} given twice in backend spec {text!r}")
+                raise OptionError(f"Option {key!r} given twice in backend spec of `{name}`")
             options[key.strip()] = value.strip()
         return cls(name, options)
 
-    def __str__(self) -> str:
+    @property
+    def key(self) -> str:
+        """The spec as shown and stored everywhere (run keys, folder names, events): secrets read ``***``."""
+        if not self.options:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={redact_option(k, v)}" for k, v in self.options.items())
+
+    def reveal(self) -> str:
+        """The full spelling, secrets included: only for creating the backend in another process."""
         if not self.options:
             return self.name
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options.items())
+
+    def secret_values(self) -> list[str]:
+        return [s for k, v in self.options.items() for s in _secret_parts(k, v)]
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, say) with every secret of this spec replaced by ``***``."""
+        for secret in sorted(self.secret_values(), key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def __str__(self) -> str:
+        return self.key

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,8 +129,79 @@ def dataset_registry() -> dict[str, tuple[DatasetFactory, str]]:
     return found
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
-    """Read a JSONL manifest; relative audio paths are relative to the manifest's folder."""
+MAX_ID_BYTES = 200
+"""Longest utterance id (UTF-8 bytes): the id names the output file ``<id>.wav``, and file names stop at 255."""
+
+
+def id_problem(uid: object) -> str | None:
+    """Why ``uid`` cannot be an utterance id (``None`` when it can).
+
+    The id names the output file (``outputs/<backend>/<id>.wav``), so it must be one plain file name: a non-empty
+    string without ``/`` or ``\\``, not ``.`` or ``..``, without control characters, at most 200 bytes.
+    """
+    if not isinstance(uid, str):
+        return f"id must be a string but got {type(uid).__name__} {uid!r}"
+    if not uid.strip():
+        return "id is empty"
+    if "/" in uid or "\\" in uid or uid in (".", ".."):
+        return f"id {uid!r} is not a plain file name (no '/', '\\', '.' or '..'): it names the output file"
+    if any(ord(c) < 32 or ord(c) == 127 for c in uid):
+        return f"id {uid!r} holds control characters"
+    if len(uid.encode("utf-8")) > MAX_ID_BYTES:
+        return f"id {uid[:40]!r}... is longer than {MAX_ID_BYTES} bytes"
+    return None
+
+
+def check_utterances(utts: Iterable[Utterance], where: str) -> None:
+    """Raise ``ValueError`` naming every bad or duplicate id of ``utts`` (from ``where``), up to 10 of them.
+
+    Two utterances with one id would be measured twice and write one output file, the second over the first.
+    """
+    problems, seen = [], set()
+    for u in utts:
+        why = id_problem(u.id)
+        if why is None and u.id in seen:
+            why = f"id {u.id!r} is used twice (ids must be unique: each names one output file)"
+        if why:
+            problems.append(why)
+        seen.add(u.id if isinstance(u.id, str) else repr(u.id))
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ValueError(f"{where}: " + "; ".join(problems[:10]) + more)
+
+
+_STR_FIELDS = ("audio_path", "text", "response_text", "response_audio_path", "speaker", "language", "split",
+               "source", "license", "sha256")  # fmt: skip
+
+
+def _record_problems(rec: dict[str, Any]) -> list[str]:
+    """Type problems of one manifest record (after aliasing), each naming the field and the value."""
+    out = []
+    why = id_problem(rec.get("id")) if "id" in rec else "manifest line has no 'id'"
+    if why:
+        out.append(why)
+    for key in _STR_FIELDS:
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            out.append(f"'{key}' must be a string but got {type(rec[key]).__name__} {rec[key]!r}")
+    sr = rec.get("sample_rate")
+    if sr is not None and (not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0):
+        out.append(f"'sample_rate' must be a positive integer (Hz) but got {sr!r}")
+    dur = rec.get("duration_s")
+    if dur is not None and (
+        not isinstance(dur, (int, float)) or isinstance(dur, bool) or not math.isfinite(dur) or dur < 0
+    ):
+        out.append(f"'duration' must be a non-negative number of seconds but got {dur!r}")
+    if rec.get("extra") is not None and not isinstance(rec["extra"], dict):
+        out.append(f"'extra' must be an object but got {rec['extra']!r}")
+    return out
+
+
+def parse_manifest(path: str | Path) -> tuple[list[Utterance], list[tuple[int, str]]]:
+    """Read a JSONL manifest: (the usable utterances, ``(line number, problem)`` for every unusable line).
+
+    Relative audio paths are relative to the manifest's folder. A line is unusable when it is not a JSON object,
+    a field has the wrong type, or its id is not a plain file name or repeats an earlier line's.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "manifest.jsonl"
@@ -137,25 +209,54 @@ def read_manifest(path: str | Path) -> list[Utterance]:
         raise FileNotFoundError(f"Manifest not found: {path}")
     known = set(Utterance.__dataclass_fields__) - {"audio_array"}
     aliases = {"audio": "audio_path", "duration": "duration_s", "response_audio": "response_audio_path"}
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    out: list[Utterance] = []
+    problems: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            problems.append((lineno, f"not valid JSON ({exc.msg})"))
+            continue
+        if not isinstance(rec, dict):
+            problems.append((lineno, f"expected a JSON object but got {type(rec).__name__}"))
+            continue
         rec = {aliases.get(k, k): v for k, v in rec.items()}
+        found = _record_problems(rec)
+        if not found and rec["id"] in seen:
+            found = [f"id {rec['id']!r} is already used on line {seen[rec['id']]} (ids must be unique)"]
+        if found:
+            problems += [(lineno, why) for why in found]
+            continue
+        seen[rec["id"]] = lineno
         extra = {k: rec.pop(k) for k in list(rec) if k not in known}
         for key in ("audio_path", "response_audio_path"):
             if rec.get(key) and not Path(rec[key]).is_absolute():
                 rec[key] = str(path.parent / rec[key])
-        if "id" not in rec:
-            raise ValueError(f"{path}:{lineno}: manifest line has no 'id'")
         out.append(
             Utterance(**rec, extra={**rec.pop("extra", {}), **extra} if extra else rec.pop("extra", {}))
         )
-    return out
+    return out, problems
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """Read a JSONL manifest (see :func:`parse_manifest`); raises ``ValueError`` naming every unusable line."""
+    utts, problems = parse_manifest(path)
+    if problems:
+        where = Path(path) / "manifest.jsonl" if Path(path).is_dir() else Path(path)
+        shown = "; ".join(f"line {n}: {why}" for n, why in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ValueError(
+            f"{where}: {len(problems)} unusable manifest line(s): {shown}{more} "
+            f"(`s2s-bench data check {where}` lists them all)"
+        )
+    return utts
 
 
 def resolve_data(data: str) -> tuple[str | None, dict[str, Any]]:
@@ -190,8 +291,13 @@ def load_utterances(
             f"Unknown dataset {data!r}; known datasets: {known}; or a manifest .jsonl path, a folder holding "
             "manifest.jsonl, or CORPUS:/path/to/folder (see `s2s-bench data list`)"
         )
+    check_utterances(utts, data)
     if split:
-        utts = [u for u in utts if u.split == split]
+        chosen = [u for u in utts if u.split == split]
+        if not chosen and utts:
+            present = sorted({str(u.split) for u in utts})
+            raise ValueError(f"{data} has no split {split!r}; its splits: {', '.join(present)}")
+        utts = chosen
     if limit is not None:
         utts = utts[:limit]
     return utts

@@ -288,6 +288,15 @@ def _data_identity(meta: dict[str, Any]) -> tuple:
     return (d.get("name"), d.get("split"), d.get("limit"), d.get("n"))
 
 
+def _degraded_note(meta: dict[str, Any], side: str) -> str:
+    identity = (meta.get("data") or {}).get("identity") or {}
+    return (
+        f"; the {side}'s set is DEGRADED ({identity.get('degraded_reason')})"
+        if identity.get("degraded")
+        else ""
+    )
+
+
 def run_differences(base: RunData, cand: RunData, *, allow_machine_change: bool = False) -> list[str]:
     """Why two runs cannot be compared at all (empty when they can)."""
     why = []
@@ -297,6 +306,13 @@ def run_differences(base: RunData, cand: RunData, *, allow_machine_change: bool 
         bd, cd = base.meta.get("data") or {}, cand.meta.get("data") or {}
         why.append(
             f"data {bd.get('name')}/{bd.get('split')} n={bd.get('n')} vs {cd.get('name')}/{cd.get('split')} n={cd.get('n')}"
+            + (
+                " (other utterances)"
+                if (bd.get("name"), bd.get("n")) == (cd.get("name"), cd.get("n"))
+                else ""
+            )
+            + _degraded_note(base.meta, "baseline")
+            + _degraded_note(cand.meta, "candidate")
         )
     bs, cs = base.meta.get("settings") or {}, cand.meta.get("settings") or {}
     for key in COMPARED_SETTINGS:

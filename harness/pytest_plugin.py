@@ -36,10 +36,11 @@ def _positive_float(text: str) -> float:
 
 
 def _backend_spec(text: str) -> str:
+    """The spec as given (checked): it creates the backend, secrets included; shown only as its redacted key."""
     from .backend import BackendSpec, OptionError
 
     try:
-        return str(BackendSpec.parse(text))
+        return BackendSpec.parse(text).reveal()
     except OptionError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -98,10 +99,12 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     if "s2s_backend_key" in metafunc.fixturenames:
-        specs = metafunc.config.getoption("backend")
+        from .backend import BackendSpec
+
+        keys = [BackendSpec.parse(s).key for s in metafunc.config.getoption("backend")]
         metafunc.parametrize(
             "s2s_backend_key",
-            specs
+            keys
             or [
                 pytest.param(
                     None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .events import read_events
+from .storage import StorageError, json_safe, write_json_atomic, write_json_in_place  # noqa: F401
 
 SCHEMA = "s2s-bench.run/1"
 _VERSION_PACKAGES = (
@@ -112,12 +113,6 @@ def git_info(path: Path | None = None) -> dict:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -10,13 +10,17 @@ written into its ``utt_start``. Definitions of every latency metric: :mod:`harne
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import math
+import os
 import random
 import secrets
+import signal
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,11 +29,24 @@ import numpy as np
 
 from .audio import AudioError, first_audible_sample, write_audio
 from .backend import Backend, BackendSpec, Session
-from .data import Utterance, load_utterances
+from .data import Utterance, check_utterances, load_utterances
 from .events import EventLog, read_events
-from .latency import DEFAULT_INPUT_LAG_FLAG_MS, DEFAULT_MIN_STALL_MS, summarize
+from .latency import DEFAULT_INPUT_LAG_FLAG_MS, DEFAULT_MIN_STALL_MS
+from .outcome import signal_name
 from .registry import create_backend
-from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug, write_json_atomic
+from .results import SCHEMA, git_info, machine_info, now_iso, package_versions, slug
+from .run_folder import (  # noqa: F401 - RunError and check_out_dir are part of the runner's interface
+    RunError,
+    RunInterrupted,
+    StopSignals,
+    check_out_dir,
+    check_resumable,
+    data_identity_of_run,
+    degraded_warning,
+    finish_run,
+    resume_state,
+)
+from .storage import StorageError, write_json_atomic
 from .vad import METHODS as VAD_METHODS
 from .vad import SpeechActivity, speech_of_utterances, vad_info
 from .vad import resolve_method as resolve_vad
@@ -39,10 +56,6 @@ now_ns = time.perf_counter_ns
 
 LOAD_ALLOWANCE_S = 30.0
 """Seconds a worker may spend reading and checking its audio before the supervisor counts it as hung."""
-
-
-class RunError(Exception):
-    """A run cannot start (bad arguments, a folder holding another run, a resume with other settings)."""
 
 
 @dataclass
@@ -66,8 +79,13 @@ class RunSettings:
             raise RunError(f"Expected chunk_ms > 0 but got {self.chunk_ms}")
         if self.concurrency < 1:
             raise RunError(f"Expected concurrency >= 1 but got {self.concurrency}")
-        if self.timeout_s <= 0:
-            raise RunError(f"Expected timeout_s > 0 but got {self.timeout_s}")
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise RunError(
+                f"Expected timeout_s to be a finite number of seconds > 0 but got {self.timeout_s} "
+                "(a hung backend is cut only after a finite timeout)"
+            )
+        if not math.isfinite(self.chunk_ms):
+            raise RunError(f"Expected chunk_ms to be a finite number but got {self.chunk_ms}")
         if self.vad not in VAD_METHODS:
             raise RunError(f"Expected vad to be one of {', '.join(VAD_METHODS)} but got {self.vad!r}")
         try:
@@ -106,6 +124,8 @@ class _Job:
         self._lock = threading.Lock()
         self.finished = threading.Event()
         self.hard_deadline_ns: int | None = None
+        self.storage_error: StorageError | None = None
+        self.redact: Callable[[str], str] = str  # scrubs a backend's secrets from failure reasons
         self.thread = threading.Thread(target=self._run, name=f"utt-{utt.id}", daemon=True)
 
     def start(self) -> None:
@@ -144,7 +164,7 @@ class _Job:
             return True
 
     def fail(self, kind: str, reason: str) -> None:
-        self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": reason})
+        self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": self.redact(reason)})
         self.finish("failed")
 
     def cut(self, kind: str, reason: str) -> None:
@@ -154,26 +174,40 @@ class _Job:
         full = np.concatenate(list(self.out)) if self.out else np.zeros(0, np.float32)
         onset = first_audible_sample(full, self.out_sr) if full.size else None
         if onset is None:
-            self.emit({"e": "error", "t": t, "kind": kind, "reason": reason})
+            self.emit({"e": "error", "t": t, "kind": kind, "reason": self.redact(reason)})
             self.finish("failed")
             return
         self.emit({"e": "audible", "s": onset})
-        self.emit({"e": "error", "t": t, "kind": kind, "reason": reason})
+        self.emit({"e": "error", "t": t, "kind": kind, "reason": self.redact(reason)})
         try:
             self._save(full)
         except Exception as exc:  # noqa: BLE001 - the measurement is in the log; only the audio is lost
-            self.emit({"e": "error", "t": now_ns(), "kind": "harness", "reason": f"saving the output: {exc}"})
+            kind = "harness"
+            if isinstance(exc, OSError):  # the disk refused the output: the run stops (as in _run)
+                self.storage_error = StorageError(getattr(exc, "filename", None) or "the output audio", exc)
+                kind = "storage"
+            self.emit({"e": "error", "t": now_ns(), "kind": kind, "reason": f"saving the output: {exc}"})
         self.finish("truncated", out_samples=int(full.size))
 
     def _save(self, full: np.ndarray) -> None:
         if self.settings.save_audio and self.out_dir is not None and full.size:
             write_audio(self.out_dir / "outputs" / slug(self.key) / f"{self.utt.id}.wav", full, self.out_sr)
 
+    def stop_unrecorded(self) -> None:
+        """The run stops (a signal, a full disk): end this attempt unrecorded (``--resume`` redoes it)."""
+        with self._lock:
+            self.final = True
+        if self.session is not None:
+            threading.Thread(target=self._close_quietly, daemon=True).start()
+
     def _run(self) -> None:
         try:
             self._drive()
         except BaseException as exc:  # noqa: BLE001 - a bug in a backend must never stop the run
             kind = "harness" if self.stage == "save_output" else "crash"
+            if kind == "harness" and isinstance(exc, OSError):  # the disk refused the output: the run stops
+                self.storage_error = StorageError(getattr(exc, "filename", None) or "the output audio", exc)
+                kind = "storage"
             self.fail(kind, f"{type(exc).__name__}: {exc} (in `{self.stage}`)")
         finally:
             if self.session is not None:
@@ -317,47 +351,47 @@ class _Job:
 
 
 def _execute(blocks: Sequence[Sequence[_Job]], concurrency: int, on_done: Callable[[_Job], None]) -> None:
-    """Run blocks one after the other; within a block keep ``concurrency`` jobs going."""
-    for block in blocks:
-        pending, active = deque(block), []
-        while pending or active:
-            while pending and len(active) < concurrency:
-                job = pending.popleft()
-                job.start()
-                active.append(job)
-            time.sleep(0.005)
-            t = now_ns()
-            for job in list(active):
-                if job.finished.is_set():
-                    active.remove(job)
-                    on_done(job)
-                elif t > job.hard_deadline_ns:
-                    job.abandon()
-                    active.remove(job)
-                    on_done(job)
+    """Run blocks one after the other; within a block keep ``concurrency`` jobs going.
+
+    If the run stops (a signal, ``on_done`` raising on a full disk), the attempts still going are cut unrecorded.
+    """
+    active: list[_Job] = []
+    try:
+        for block in blocks:
+            pending = deque(block)
+            while pending or active:
+                while pending and len(active) < concurrency:
+                    job = pending.popleft()
+                    job.start()
+                    active.append(job)
+                time.sleep(0.005)
+                t = now_ns()
+                for job in list(active):
+                    if job.finished.is_set():
+                        active.remove(job)
+                        on_done(job)
+                    elif t > job.hard_deadline_ns:
+                        job.abandon()
+                        active.remove(job)
+                        on_done(job)
+    except BaseException:
+        for job in active:
+            job.stop_unrecorded()
+        raise
 
 
-def _prepare_backend(spec: str) -> tuple[str, Backend | None, str | None]:
-    parsed = BackendSpec.parse(spec)
-    backend = create_backend(parsed)  # option errors are usage errors: raised before anything runs
-    key = str(parsed)
+def _prepare_backend(spec: BackendSpec) -> tuple[str, Backend | None, str | None]:
+    backend = create_backend(spec)  # option errors are usage errors: raised before anything runs
     try:
         backend.load()
         backend.warmup()
     except Exception as exc:  # noqa: BLE001 - a backend that cannot load fails its utterances, the run goes on
-        return key, None, f"{type(exc).__name__}: {exc}"
-    return key, backend, None
-
-
-def _data_identity(name: str, split: str | None, limit: int | None, utts: list[Utterance]) -> dict:
-    h = hashlib.sha256()
-    for u in utts:
-        h.update(f"{u.id}\t{u.sha256 or ''}\n".encode())
-    return {"name": name, "split": split, "limit": limit, "n": len(utts), "ids_sha256": h.hexdigest()}
+        return spec.key, None, spec.redact(f"{type(exc).__name__}: {exc}")
+    return spec.key, backend, None
 
 
 def run_benchmark(
-    backends: Sequence[str],
+    backends: Sequence[str | BackendSpec],
     data: str = "synthetic-clips",
     *,
     split: str | None = None,
@@ -374,6 +408,8 @@ def run_benchmark(
     out: str | Path | None = None,
     suite: str = "latency",
     resume: bool = False,
+    retry_failed: bool | Collection[str] = False,
+    strict_data: bool = False,
     save_audio: bool = True,
     progress: bool = True,
     utterances: Sequence[Utterance] | None = None,
@@ -383,6 +419,13 @@ def run_benchmark(
     Backends are loaded and warmed up, and the end of every input's speech is found (``vad``: auto, silero or
     energy; harness.vad), before anything is timed. With several backends, utterances are interleaved in blocks
     of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
+
+    ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
+    attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
+    (``{"load", "hang"}``). ``strict_data`` refuses a degraded built-in set (one of its voices missing).
+    Raises :class:`RunError` for usage errors (nothing measured),
+    :class:`~harness.results.StorageError` when the run's files cannot be written (the run stops, run.json says
+    ``failed``), and ``KeyboardInterrupt`` / :class:`RunInterrupted` on a signal (run.json says ``interrupted``).
     """
     settings = RunSettings(
         pacing,
@@ -397,26 +440,48 @@ def run_benchmark(
         save_audio=save_audio,
     )
     settings.validate()
+    resume = resume or bool(retry_failed)
     if not backends:
         raise RunError("No backend given: pass at least one NAME[:key=value,...]")
-    specs = [str(BackendSpec.parse(b)) for b in backends]
+    parsed = [BackendSpec.parse(b) for b in backends]
+    specs = [p.key for p in parsed]
     if len(set(specs)) != len(specs):
         raise RunError(f"A backend is given twice: {specs}")
-    utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
-    if not utts:
-        raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
     out_dir = (
         Path(out)
         if out
         else Path("runs") / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3))
     )
+    created = not out_dir.exists()
+    check_out_dir(out_dir, resume)  # before the data: a bad --out must not wait for a data set to build
+    try:
+        utts = list(utterances) if utterances is not None else load_utterances(data, split=split, limit=limit)
+        if not utts:
+            raise RunError(f"No utterances in {data!r} (split={split}, limit={limit})")
+        try:
+            check_utterances(utts, data)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        data_id = data_identity_of_run(data, split, limit, utts)
+        if data_id.get("identity", {}).get("degraded"):
+            if strict_data:
+                raise RunError(
+                    degraded_warning(data_id["identity"]) + " Refused: --strict-data (without it, or with "
+                    "`make bench BENCH_ALLOW_DEGRADED=1`, the set is measured and labelled degraded)"
+                )
+            print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
+    except BaseException:
+        if created:  # nothing was measured: leave no empty run folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
-    data_id = _data_identity(data, split, limit, utts)
     meta = {
         "schema": SCHEMA,
         "run_id": out_dir.name,
         "created": now_iso(),
         "status": "running",
+        "pid": os.getpid(),
         "suite": suite,
         "data": data_id,
         "settings": asdict(settings),
@@ -434,109 +499,116 @@ def run_benchmark(
             raise RunError(
                 f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
             )
-        meta = _check_resumable(meta_path, meta, specs)
-        for ev in read_events(events_path):
-            if "u" in ev:
-                key = (ev["b"], ev["u"])
-                attempts[key] = max(attempts.get(key, 0), ev.get("a", 1))
-                if ev["e"] == "utt_end":
-                    done.add(key)
+        meta = check_resumable(meta_path, meta, specs)
+        done, attempts = resume_state(read_events(events_path), retry_failed)
         meta["status"] = "running"
+        meta["pid"] = os.getpid()
+        meta.pop("error", None)
     random.seed(seed)
     np.random.seed(seed)
     speech = speech_of_utterances(utts, vad, progress=progress)  # untimed, cached by the audio's checksum
 
-    loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
-    meta["backends"] = [
-        {
-            "key": key,
-            **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
-            **({"load_error": err} if err else {}),
-        }
-        for key, b, err in loaded
-    ]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(meta_path, meta)
-    log = EventLog(events_path)
-    log.emit({"e": "run", "t": now_ns(), "settings": asdict(settings), "resume": bool(done)})
+    secrets_of = {p.key: p for p in parsed}
+    with StopSignals() as stop_signals:
+        loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(p) for p in parsed]
+        meta["backends"] = [
+            {
+                "key": key,
+                **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
+                **({"load_error": err} if err else {}),
+            }
+            for key, b, err in loaded
+        ]
+        try:
+            write_json_atomic(meta_path, meta)
+            log = EventLog(events_path)
+        except StorageError:
+            _shutdown(loaded)
+            raise
+        except OSError as exc:
+            _shutdown(loaded)
+            raise StorageError(events_path, exc) from None
+        bar = _progress(0, False)
+        try:
+            log.emit({"e": "run", "t": now_ns(), "settings": asdict(settings), "resume": bool(done)})
 
-    def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
-        attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1
-        return _Job(key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir, speech.get(utt.id))
+            def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
+                attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1
+                job = _Job(
+                    key, backend, utt, attempts[(key, utt.id)], settings, log, out_dir, speech.get(utt.id)
+                )
+                job.redact = secrets_of[key].redact
+                return job
 
-    # Harness warm-up: the shortest utterance, unlogged, through the same code path.
-    shortest = min(utts, key=lambda u: u.duration_s or 0.0)
-    for key, backend, _ in loaded:
-        if backend is not None:
-            warm = [_Job(key, backend, shortest, 0, settings, None, None) for _ in range(warmup)]
-            _execute([warm], 1, lambda job: None)
+            # Harness warm-up: the shortest utterance, unlogged, through the same code path.
+            shortest = min(utts, key=lambda u: u.duration_s or 0.0)
+            for key, backend, _ in loaded:
+                if backend is not None:
+                    warm = [_Job(key, backend, shortest, 0, settings, None, None) for _ in range(warmup)]
+                    _execute([warm], 1, lambda job: None)
 
-    for key, backend, err in loaded:
-        if backend is None:
-            for u in utts:
-                if (key, u.id) not in done:
-                    job = new_job(key, None, u)  # type: ignore[arg-type]
-                    job.fail("load", f"backend could not be loaded: {err}")
-                    done.add((key, u.id))
-    blocks: list[list[_Job]] = []
-    live = [(key, b) for key, b, _ in loaded if b is not None]
-    step = len(utts) if len(live) == 1 else concurrency
-    for start in range(0, len(utts), step):
-        for key, backend in live:
-            block = [new_job(key, backend, u) for u in utts[start : start + step] if (key, u.id) not in done]
-            if block:
-                blocks.append(block)
+            for key, backend, err in loaded:
+                if backend is None:
+                    for u in utts:
+                        if (key, u.id) not in done:
+                            job = new_job(key, None, u)  # type: ignore[arg-type]
+                            job.fail("load", f"backend could not be loaded: {err}")
+                            done.add((key, u.id))
+            log.flush()
+            blocks: list[list[_Job]] = []
+            live = [(key, b) for key, b, _ in loaded if b is not None]
+            step = len(utts) if len(live) == 1 else concurrency
+            for start in range(0, len(utts), step):
+                for key, backend in live:
+                    block = [
+                        new_job(key, backend, u)
+                        for u in utts[start : start + step]
+                        if (key, u.id) not in done
+                    ]
+                    if block:
+                        blocks.append(block)
 
-    total = sum(len(b) for b in blocks)
-    bar = _progress(total, progress)
-    failed = 0
+            total = sum(len(b) for b in blocks)
+            bar = _progress(total, progress)
+            failed = 0
 
-    def on_done(job: _Job) -> None:
-        nonlocal failed
-        failed += job.failed
-        log.flush()  # a finished utterance is on disk before the next one starts
-        bar.update(1)
-        bar.set_postfix(failed=failed, refresh=False)
+            def on_done(job: _Job) -> None:
+                nonlocal failed
+                failed += job.failed
+                log.flush()  # a finished utterance is on disk before the next one starts
+                if job.storage_error is not None:
+                    raise job.storage_error
+                bar.update(1)
+                bar.set_postfix(failed=failed, refresh=False)
 
-    try:
-        _execute(blocks, concurrency, on_done)
-        meta["status"] = "complete"
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
-        raise
-    finally:
-        bar.close()
-        log.close()
-        meta["summary"] = summarize(read_events(events_path))
-        meta["finished"] = now_iso()
-        write_json_atomic(meta_path, meta)
-        for _, backend, _ in loaded:
-            if backend is not None:
-                try:
-                    backend.shutdown()
-                except Exception:  # noqa: BLE001
-                    pass
+            _execute(blocks, concurrency, on_done)
+            meta["status"] = "complete"
+        except KeyboardInterrupt as exc:
+            meta["status"] = "interrupted"
+            meta["interrupted_by"] = signal_name(getattr(exc, "signum", signal.SIGINT))
+            raise
+        except StorageError as exc:
+            meta["status"], meta["error"] = "failed", str(exc)
+            raise
+        except BaseException as exc:
+            meta["status"], meta["error"] = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            stop_signals.finishing = True  # a second Ctrl-C must not cut run.json short
+            bar.close()
+            finish_run(meta, meta_path, events_path, log)
+            stop_signals.finishing = False
+            _shutdown(loaded)
     return out_dir
 
 
-def _check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
-    import json
-
-    if not meta_path.exists():
-        raise RunError(f"Cannot resume: {meta_path} is missing")
-    old = json.loads(meta_path.read_text(encoding="utf-8"))
-    old_specs = [b["key"] for b in old.get("backends", [])]
-    checks = [
-        ("backends", old_specs, specs),
-        ("settings", old.get("settings"), fresh["settings"]),
-        ("data", old.get("data"), fresh["data"]),
-        ("suite", old.get("suite"), fresh["suite"]),
-        ("vad", old.get("vad"), fresh["vad"]),
-    ]
-    for what, was, now in checks:
-        if was != now:
-            raise RunError(f"Cannot resume {meta_path.parent}: {what} differ (the run has {was}, now {now})")
-    return old
+def _shutdown(loaded: list[tuple[str, Backend | None, str | None]]) -> None:
+    for _, backend, _ in loaded:
+        if backend is not None:
+            try:
+                backend.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 class _NoBar:

@@ -157,8 +157,8 @@ def test_validate_audio_names_the_problem():
 
 def test_a_bad_manifest_line_gives_a_clean_error(tmp_path, capsys):
     (tmp_path / "manifest.jsonl").write_text("{not json\n", encoding="utf-8")
-    assert main(["data", "check", str(tmp_path)]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["data", "check", str(tmp_path)]) == 1  # an unusable line is a finding, named with its line
+    assert "manifest.jsonl:1" in (out := capsys.readouterr().out) and "not valid JSON" in out
 
 
 @pytest.mark.parametrize("ext,fmt,codec", [("mp3", "mp3", "libmp3lame"), ("m4a", "ipod", "aac")])

@@ -104,11 +104,12 @@ def test_concurrent_sessions_each_get_their_own_answer(server):
 def test_too_many_sessions_is_refused_then_served_again(server):
     held = [connect(server.url) for _ in range(6)]
     try:
-        # the server counts a session once its handler runs: wait until all six are in
-        for _ in range(200):
-            if metrics(server.http_url)["s2s_server_active_sessions"] == 6:
-                break
+        for ws in held:  # a connection counts as a session from its first 'start'
+            ws.send(json.dumps(P.start_message(16000, "f32")))
+            assert recv_json(ws)["type"] == "ready"
+        assert metrics(server.http_url)["s2s_server_active_sessions"] == 6
         with connect(server.url) as ws:
+            ws.send(json.dumps(P.start_message(16000, "f32")))
             msg = expect_error(ws, "too_many_sessions", P.CLOSE_TRY_LATER)
             assert "6 sessions" in msg["message"]
     finally:

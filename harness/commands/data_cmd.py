@@ -31,9 +31,15 @@ def add_parser(subparsers) -> None:
     b.set_defaults(func=run_build)
 
     c = sub.add_parser(
-        "check", help="validate every audio file of a manifest or folder; exit 1 if any is unusable"
+        "check",
+        help="validate what a run would read (manifest, set, CORPUS:PATH or folder); exit 1 if unusable",
     )
-    c.add_argument("target", help="manifest.jsonl, a folder holding one, or a folder of audio files")
+    c.add_argument(
+        "target",
+        help="anything --data takes (manifest.jsonl or a folder holding one, a built-in set, CORPUS:PATH such "
+        "as fleurs:/data/fleurs/te_in), or a folder of audio files",
+    )
+    c.add_argument("--split", default=None, help="only this split (as run --split)")
     c.add_argument("--min-s", type=float, default=None, help="shortest usable clip in seconds (default 0.1)")
     c.add_argument("--max-s", type=float, default=None, help="longest usable clip in seconds (default 120)")
     c.add_argument("--all", action="store_true", help="list every file, not only those with problems")
@@ -47,6 +53,7 @@ def add_parser(subparsers) -> None:
 def run_list(args) -> int:
     from ..data import dataset_registry
     from ..datasets.build import MANIFEST, dataset_dir
+    from ..datasets.identity import read_identity
     from ..datasets.telugu import BUILDERS
 
     reg = dataset_registry()
@@ -57,6 +64,8 @@ def run_list(args) -> int:
         if name in BUILDERS:
             built = (dataset_dir(name, args.cache) / MANIFEST).exists()
             status = "built" if built else "on demand"
+            if built and (read_identity(dataset_dir(name, args.cache), name) or {}).get("degraded"):
+                status = "DEGRADED"
         elif name == "synthetic-clips":
             status = "generated"
         else:
@@ -96,16 +105,34 @@ def run_build(args) -> int:
         )
     if info["failed"]:
         print(f"  {len(info['failed'])} utterances could not be synthesised (listed in {BUILD_INFO})")
+    identity = info.get("identity") or {}
+    if identity:
+        print(
+            f"  identity: manifest sha256 {identity['manifest_sha256'][:16]}, voices {', '.join(identity['voices'])}"
+        )
+    if identity.get("degraded"):
+        print(f"  DEGRADED: {identity['degraded_reason']}")
     return 0
 
 
 def run_check(args) -> int:
-    from ..datasets.check import check_target, print_report
+    from pathlib import Path
+
+    from ..datasets.check import check_target, guess_corpus, print_report
 
     limits = {k: v for k, v in (("min_s", args.min_s), ("max_s", args.max_s)) if v is not None}
     try:
-        findings, n_files = check_target(args.target, **limits)
+        findings, n_files = check_target(args.target, split=args.split, **limits)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return print_report(findings, n_files, show_all=args.all)
+    code = print_report(findings, n_files, show_all=args.all)
+    target = Path(args.target)
+    corpus = guess_corpus(target) if not (target / "manifest.jsonl").exists() else None
+    if corpus:
+        print(
+            f"note: only the audio files were checked. {target} looks like a {corpus} folder: a run reads it "
+            f"through its transcripts (--data {corpus}:{target}); check it that way: "
+            f"s2s-bench data check {corpus}:{target}"
+        )
+    return code

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer but got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer but got {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number but got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number but got {text}")
     return value
+
+
+EXIT_CODES_HELP = """exit codes:
+  0    complete; every backend within the failure policy
+  1    complete, but a backend broke the failure policy (--max-failures; default: more than half of its
+       utterances not ok, or none ok); everything measured is in the run folder
+  2    usage error, nothing measured: bad option or backend spec, unknown data or split, a bad manifest,
+       an --out that holds something else or cannot be written, a resume with other settings
+  3    aborted: the run's files could not be written (disk full, read-only); finished utterances are
+       kept, --resume continues once there is room
+  130  interrupted by Ctrl-C (SIGINT); 128+N for signal N (143 SIGTERM, 129 SIGHUP): run.json says
+       "interrupted", --resume continues
+"""
 
 
 SUITES = ("latency", "quality", "intelligibility")
@@ -24,7 +44,13 @@ SUITES = ("latency", "quality", "intelligibility")
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("run", help="measure one or more backends on a dataset")
+    p = subparsers.add_parser(
+        "run",
+        help="measure one or more backends on a dataset",
+        description="Measure one or more backends on a dataset, side by side, into a run folder.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--backend",
         "-b",
@@ -65,6 +91,33 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/DATE-TIME-ID)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument(
+        "--retry-failed",
+        nargs="?",
+        const="all",
+        default=None,
+        metavar="WHAT",
+        help="with --resume (implied): also redo utterances whose last attempt is not ok: all of them, or only "
+        "those with these statuses or error kinds, e.g. load,hang",
+    )
+    p.add_argument(
+        "--max-failures",
+        default=None,
+        metavar="N|P%",
+        help="failure policy: exit 1 when a backend has more than N (or P%%) utterances not ok, or none ok "
+        "(default 50%%)",
+    )
+    p.add_argument(
+        "--failure-statuses",
+        default=None,
+        metavar="S,...",
+        help="statuses that count as failures for --max-failures (default: every status except ok)",
+    )
+    p.add_argument(
+        "--strict-data",
+        action="store_true",
+        help="refuse (exit 2) a built-in set built without one of its reference voices (make bench uses this)",
+    )
     p.add_argument("--no-audio", action="store_true", help="do not save output audio")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument(
@@ -102,9 +155,31 @@ def run(args) -> int:
 
     from ..backend import BackendError
     from ..display import failure_lines, metrics_table, summary_table
+    from ..outcome import (
+        DEFAULT_MAX_FAILURES,
+        EXIT_OK,
+        EXIT_STORAGE,
+        EXIT_TOO_MANY_FAILURES,
+        EXIT_USAGE,
+        FailurePolicy,
+        final_statuses,
+        signal_exit_code,
+    )
     from ..results import load_run
     from ..runner import RunError, run_benchmark
+    from ..storage import StorageError
 
+    def usage(message: str) -> int:
+        print(f"s2s-bench run: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        policy = FailurePolicy.parse(args.max_failures or DEFAULT_MAX_FAILURES, args.failure_statuses)
+    except ValueError as exc:
+        return usage(str(exc))
+    retry = None
+    if args.retry_failed:
+        retry = True if args.retry_failed == "all" else {w.strip() for w in args.retry_failed.split(",") if w}
     try:
         out = run_benchmark(
             args.backend,
@@ -121,12 +196,29 @@ def run(args) -> int:
             out=args.out,
             suite=args.suite,
             resume=args.resume,
+            retry_failed=retry or False,
+            strict_data=args.strict_data,
             save_audio=not args.no_audio,
             progress=not args.quiet,
         )
     except (RunError, BackendError, ValueError, FileNotFoundError) as exc:
-        print(f"s2s-bench run: error: {exc}", file=sys.stderr)
-        return 2
+        return usage(str(exc))
+    except StorageError as exc:
+        print(
+            f"s2s-bench run: aborted: {exc}. Finished utterances are kept in {args.out or 'the run folder'}; "
+            "free space and continue with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)
+        where = f" in {args.out}" if args.out else ""
+        print(
+            f"s2s-bench run: interrupted ({exc or 'SIGINT'}); finished utterances are kept{where}: "
+            "continue with --resume",
+            file=sys.stderr,
+        )
+        return signal_exit_code(signum)
     if args.suite != "latency":
         from ..metrics.scoring import SUITE_METRICS, score_run
 
@@ -147,17 +239,33 @@ def run(args) -> int:
         print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
         print(line)
-    return 0
+    outcomes = policy.judge(final_statuses(run_.events, run_.backend_keys))
+    broken = [o for o in outcomes if o.broken]
+    print(f"\nfailure policy: {policy.describe()}")
+    for o in outcomes:
+        print(("  FAILED " if o.broken else "  ok     ") + o.line())
+    if broken:
+        print(
+            f"s2s-bench run: {len(broken)} backend(s) broke the failure policy (exit {EXIT_TOO_MANY_FAILURES})",
+            file=sys.stderr,
+        )
+        return EXIT_TOO_MANY_FAILURES
+    return EXIT_OK
 
 
 def rescore(args) -> int:
     import json
+    import sys
 
     from ..display import summary_table
     from ..rescore import check_run, rescore
     from ..results import load_run, write_json_atomic
 
-    run_ = load_run(args.run_dir)
+    try:
+        run_ = load_run(args.run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"s2s-bench rescore: error: {exc}", file=sys.stderr)
+        return 2
     fresh, notes = rescore(run_)
     stored = run_.meta.get("summary", {})
     latency_keys = lambda s: {b: {k: v for k, v in v.items() if k != "metrics"} for b, v in s.items()}  # noqa: E731

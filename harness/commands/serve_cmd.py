@@ -20,7 +20,30 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--token", default=None, help="require this bearer token (header or ?token=); env S2S_BENCH_TOKEN"
     )
-    p.add_argument("--max-sessions", type=int, default=64, help="concurrent connections allowed (default 64)")
+    p.add_argument(
+        "--max-sessions", type=int, default=64, help="concurrent sessions (started connections) allowed (64)"
+    )
+    p.add_argument(
+        "--start-timeout-s",
+        type=float,
+        default=10.0,
+        help="close a connection with no 'start' after this (10)",
+    )
+    p.add_argument(
+        "--idle-timeout-s",
+        type=float,
+        default=300.0,
+        help="close a session idle between turns after this (300)",
+    )
+    p.add_argument(
+        "--max-turn-audio-s", type=float, default=300.0, help="input audio one turn may send, in s (300)"
+    )
+    p.add_argument(
+        "--max-connection-audio-s",
+        type=float,
+        default=3600.0,
+        help="input audio one connection may send over all its turns, in s (3600)",
+    )
     p.add_argument(
         "--max-session-s", type=float, default=300.0, help="longest turn, start to done, in s (300)"
     )
@@ -50,6 +73,10 @@ def run(args) -> int:
             max_frame_bytes=args.max_frame_bytes,
             max_session_s=args.max_session_s,
             max_sessions=args.max_sessions,
+            start_timeout_s=args.start_timeout_s,
+            idle_timeout_s=args.idle_timeout_s,
+            max_turn_audio_s=args.max_turn_audio_s,
+            max_connection_audio_s=args.max_connection_audio_s,
             send_queue_frames=args.send_queue_frames,
             send_timeout_s=args.send_timeout_s,
         )

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .identity import build_identity
 from .speakers import SAMPLE_RATE, Speaker, synthesize_many
 
 MANIFEST = "manifest.jsonl"
@@ -233,11 +235,14 @@ def build_set(
     progress: bool = True,
     target_hours: float | None = None,
     total_parts: int | None = None,
+    reference_voices: list[str] | None = None,
+    why_missing: dict[str, str] | None = None,
 ) -> Path:
     """Synthesise batches of jobs into ``out_dir`` (via ``out_dir.partial``); return the manifest path.
 
     With ``target_hours`` batches are taken until the input audio reaches it, and the set is cut at the first job
-    (in job order) that reaches it, so the result does not depend on scheduling.
+    (in job order) that reaches it, so the result does not depend on scheduling. ``build.json`` records the
+    set's identity (:mod:`.identity`): a build without one of ``reference_voices`` is ``degraded``, and says so.
     """
     from tqdm.auto import tqdm
 
@@ -281,10 +286,12 @@ def build_set(
     with open(partial / MANIFEST, "w", encoding="utf-8", newline="\n") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    identity = build_identity(name, partial / MANIFEST, records, reference_voices, failed, why_missing)
     info = {
         "name": name,
         "recipe": recipe,
         "recipe_hash": recipe_hash(recipe),
+        "identity": identity,
         **summarize(records),
         "failed": failed,
         "build_seconds": round(time.perf_counter() - t0, 1),
@@ -294,4 +301,12 @@ def build_set(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
+    if identity["degraded"]:
+        print(
+            f"WARNING: {name} was built DEGRADED: {identity['degraded_reason']}. It holds other utterances than "
+            "the reference set, so runs on it cannot be compared with runs on machines that have every voice. "
+            "Fix: scripts/install-system-deps.sh (as root), then `s2s-bench data build "
+            f"{name} --force`.",
+            file=sys.stderr,
+        )
     return out_dir / MANIFEST

@@ -1,4 +1,9 @@
-"""``s2s-bench data check``: every audio file of a manifest or folder, decoded and checked, one row per problem."""
+"""``s2s-bench data check``: what a run would read, decoded and checked, one row per problem.
+
+A manifest, a built-in set or a ``CORPUS:PATH`` is read through the same code a run uses (its loader, its manifest
+reader), so a corpus whose transcripts point at missing files, or a manifest line a run would refuse, shows up
+here before a long run; a plain folder has each of its audio files checked.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import MAX_DURATION_S, MIN_DURATION_S, AudioError, audio_problems, read_audio_channels, to_mono
-from ..data import Utterance, file_sha256, read_manifest
+from ..data import Utterance, file_sha256, parse_manifest
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac", ".webm", ".mp4"}
 EXPECTED_SR = 16000
@@ -97,31 +102,75 @@ def _check_utterance(u: Utterance, min_s: float, max_s: float) -> tuple[list[Fin
 
 
 def check_target(
-    target: str | Path, min_s: float = MIN_DURATION_S, max_s: float = MAX_DURATION_S
+    target: str | Path,
+    min_s: float = MIN_DURATION_S,
+    max_s: float = MAX_DURATION_S,
+    split: str | None = None,
 ) -> tuple[list[Finding], int]:
-    """Check a manifest (``.jsonl`` or a folder holding ``manifest.jsonl``) or every audio file under a folder.
+    """Check what a run would read from ``target``, exactly as it would read it.
 
-    Returns (findings, number of files checked). Raises ``FileNotFoundError`` / ``ValueError`` only for a missing
-    target or an unreadable manifest.
+    ``target`` is anything ``--data`` takes: a manifest (``.jsonl`` or a folder holding ``manifest.jsonl``: every
+    line is checked, so bad ids, duplicates and wrong types are findings too), a built-in set name, or
+    ``CORPUS:PATH`` (the corpus loader reads its transcripts, and every utterance it lists is checked, missing audio
+    included); or else a folder of audio files (each checked) or one audio file. ``split`` keeps one split.
+
+    Returns (findings, number of files checked). Raises ``FileNotFoundError`` / ``ValueError`` for a target that
+    cannot be read at all (a missing folder, a corpus in another layout, an unknown split).
     """
+    from ..data import resolve_data
+
+    if not isinstance(target, Path) and resolve_data(str(target))[0] is not None:
+        from ..data import load_utterances
+
+        return _check_utterances(load_utterances(str(target), split=split), min_s, max_s)
     target = Path(target)
     if not target.exists():
         raise FileNotFoundError(f"{target} does not exist")
     manifest = target if target.is_file() else target / "manifest.jsonl"
-    findings: list[Finding] = []
     if manifest.is_file() and manifest.suffix == ".jsonl":
-        n_files = 0
-        for u in read_manifest(manifest):
-            found, n = _check_utterance(u, min_s, max_s)
-            findings += found
-            n_files += n
-        return findings, n_files
+        utts, problems = parse_manifest(manifest)
+        if split:
+            utts = [u for u in utts if u.split == split]
+        findings = [Finding(f"{manifest}:{n}", "error", why) for n, why in problems]
+        found, n_files = _check_utterances(utts, min_s, max_s)
+        return findings + found, n_files + len({n for n, _ in problems})
     if target.is_file():
         return check_file(target, min_s=min_s, max_s=max_s), 1
     files = sorted(p for p in target.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    findings: list[Finding] = []
     for path in files:
         findings += check_file(path, min_s=min_s, max_s=max_s)
     return findings, len(files)
+
+
+def _check_utterances(utts: list[Utterance], min_s: float, max_s: float) -> tuple[list[Finding], int]:
+    findings: list[Finding] = []
+    n_files = 0
+    for u in utts:
+        found, n = _check_utterance(u, min_s, max_s)
+        findings += found
+        n_files += n
+    return findings, n_files
+
+
+def guess_corpus(folder: Path) -> str | None:
+    """The corpus loader a plain folder seems to be laid out for (by its transcript files), or ``None``."""
+    if not folder.is_dir():
+        return None
+    names = {p.name for p in folder.iterdir()}
+    if {"train.tsv", "dev.tsv", "test.tsv", "validated.tsv"} & names:
+        return "commonvoice" if (folder / "clips").is_dir() else "fleurs"
+    markers = {
+        "line_index.tsv": "openslr66",
+        "txt.done.data": "indictts",
+        "transcription_n2w.txt": "kathbath",
+    }
+    for marker, corpus in markers.items():
+        if next(folder.rglob(marker), None) is not None:
+            return corpus
+    if next(folder.rglob("*.parquet"), None) is not None:
+        return "shrutilipi"
+    return None
 
 
 def print_report(findings: list[Finding], n_files: int, show_all: bool = False) -> int:

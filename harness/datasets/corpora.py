@@ -39,6 +39,15 @@ def _index_audio(root: Path, exts: Iterable[str] = AUDIO_EXTS) -> dict[str, Path
     return index
 
 
+def _index_by_name(root: Path, exts: Iterable[str] = AUDIO_EXTS) -> dict[str, list[Path]]:
+    """File name -> every audio file of that name under ``root`` (sorted)."""
+    index: dict[str, list[Path]] = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() in exts and p.is_file():
+            index.setdefault(p.name, []).append(p)
+    return index
+
+
 def _prefer_telugu(paths: list[Path]) -> list[Path]:
     te = [p for p in paths if any(part.lower() in ("telugu", "te", "te_in") for part in p.parts)]
     return te or paths
@@ -99,6 +108,7 @@ def fleurs(path: str | None = None) -> list[Utterance]:
     normalised transcription, characters, samples, gender) plus ``audio/<split>/*.wav`` (the extracted tarballs)."""
     root = _folder(path, "fleurs", "the te_in folder holding train.tsv, dev.tsv, test.tsv and audio/")
     out: list[Utterance] = []
+    index: dict[str, list[Path]] | None = None
     for split in ("train", "dev", "test"):
         tsv = root / f"{split}.tsv"
         if not tsv.exists():
@@ -108,6 +118,7 @@ def fleurs(path: str | None = None) -> list[Utterance]:
             raise FileNotFoundError(
                 f"fleurs: extract {root / 'audio' / (split + '.tar.gz')} into {audio_dir} first"
             )
+        rows = []
         with open(tsv, encoding="utf-8", newline="") as fh:
             for cols in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
                 if len(cols) < 4:
@@ -116,7 +127,16 @@ def fleurs(path: str | None = None) -> list[Utterance]:
                 wav = audio_dir / row["file_name"]
                 if not wav.exists() and (audio_dir / split / row["file_name"]).exists():
                     wav = audio_dir / split / row["file_name"]  # some tarballs nest audio/<split>/<split>/
-                out.append(
+                if not wav.exists():  # another layout: the file by its name anywhere under the folder,
+                    if index is None:  # preferring one under a folder named after the split
+                        index = _index_by_name(root)
+                    candidates = index.get(row["file_name"], [])
+                    named = [c for c in candidates if split in c.parts[len(root.parts) :]]
+                    if len(named or candidates) == 1:
+                        wav = (named or candidates)[0]
+                rows.append((row, wav))
+        for row, wav in rows:
+            out.append(
                     Utterance(
                         id=f"fleurs-{split}-{Path(row['file_name']).stem}",
                         audio_path=str(wav),

@@ -1,6 +1,7 @@
 """Telugu speech from Debian's festival + ``festvox-te-nsk`` (a diphone voice cut from recorded Telugu speech).
 
-Only used when the packages are installed (``apt-get install festival festvox-te-nsk``). Festival's Telugu front end
+Only used when the packages are installed (``apt-get install festival festvox-te-nsk festival-te``: the voice
+needs festival-te's Telugu phone set and lexicon, which festvox-te-nsk only recommends). Festival's Telugu front end
 segfaults on Latin letters, digits and many symbols, so text is cleaned to Telugu letters, spaces and ``. , ? !``
 first; the voice needs ``Int_Method Simple`` (its default intonation model is missing). The output has a DC offset,
 which is removed with a 20 Hz high-pass.
@@ -19,6 +20,8 @@ import numpy as np
 from ..audio import read_audio, resample
 
 VOICE_DIR = Path("/usr/share/festival/voices/telugu/telugu_NSK_diphone")
+PHONESET = Path("/usr/share/festival/telugu_scm/telugu_phones.scm")
+"""festival-te's Telugu phone set (with its lexicon and tokeniser beside it): the voice cannot speak without it."""
 VOICE_FN = "voice_telugu_NSK_diphone"
 SPEAKER = "festival-te-nsk"
 TIMEOUT_S = 60.0
@@ -30,11 +33,17 @@ def festival_available() -> tuple[bool, str]:
     """(available, detail) without raising."""
     exe = shutil.which("festival")
     if exe is None:
-        return False, "festival is not installed (apt-get install festival festvox-te-nsk)"
+        return False, "festival is not installed (apt-get install festival festvox-te-nsk festival-te)"
     if not VOICE_DIR.is_dir():
         return (
             False,
             f"the Telugu voice is not installed ({VOICE_DIR} missing: apt-get install festvox-te-nsk)",
+        )
+    if not PHONESET.is_file():
+        return (
+            False,
+            f"festival-te is not installed ({PHONESET} missing: the voice needs its Telugu phone set and "
+            "lexicon; apt-get install festival-te)",
         )
     return True, exe
 

@@ -36,6 +36,27 @@ def _speaker_names(speakers: list[Speaker]) -> list[str]:
     return [f"{s.name}:{s.source}" for s in speakers]
 
 
+def reference_voices(name: str) -> list[str] | None:
+    """The voices a complete build of set ``name`` holds (what every machine must have to measure the same
+    utterances): 4 espeak-ng voices plus festival's, espeak-ng only for the code-switched set (festival cannot speak
+    Latin letters), festival for ``telugu-synth`` (whose espeak-ng voices are random draws). ``None``: unknown."""
+    if name in ("telugu-mini", "telugu-mini-qa"):
+        return [s.name for s in default_speakers(4, with_festival=True)]
+    if name == "telugu-mini-cs":
+        return [s.name for s in default_speakers(4, with_festival=False)]
+    if name == "telugu-synth":
+        return [festival.SPEAKER]
+    return None
+
+
+def _why_missing(with_festival: bool | None) -> dict[str, str]:
+    """Why festival's voice is not in a build: left out on purpose, or not usable on this machine."""
+    if with_festival is False:
+        return {festival.SPEAKER: "left out on purpose (--no-festival)"}
+    ok, detail = festival.festival_available()
+    return {} if ok else {festival.SPEAKER: detail}
+
+
 # ---------------------------------------------------------------- telugu-mini
 
 
@@ -68,7 +89,10 @@ def build_telugu_mini(
     sentences = list(text.sentences())[:limit_sentences]
     recipe = _recipe(name, speakers, limit_sentences=limit_sentences)
     jobs = mini_jobs(sentences, speakers)
-    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
+    return _ensure(
+        name, cache, recipe, jobs, force=force, workers=workers, progress=progress,
+        reference_voices=reference_voices("telugu-mini"), why_missing=_why_missing(with_festival),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- telugu-mini-qa
@@ -105,7 +129,10 @@ def build_telugu_mini_qa(
     pairs = list(text.qa_pairs())[:limit_pairs]
     recipe = _recipe(name, speakers, limit_pairs=limit_pairs, renderings=renderings)
     jobs = qa_jobs(pairs, speakers, renderings)
-    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
+    return _ensure(
+        name, cache, recipe, jobs, force=force, workers=workers, progress=progress,
+        reference_voices=reference_voices("telugu-mini-qa"), why_missing=_why_missing(with_festival),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- telugu-mini-cs (code-switched)
@@ -129,7 +156,10 @@ def build_telugu_mini_cs(
             uid = f"tc-{i:03d}-{spk.name}"
             part = Part(spk, sent, stable_seed("telugu-mini-cs", i, spk.name), f"audio/test/{uid}.wav")
             jobs.append(Job(uid, "test", part, extra={"code_switched": True}))
-    return _ensure(name, cache, recipe, jobs, force=force, workers=workers, progress=progress)
+    return _ensure(
+        name, cache, recipe, jobs, force=force, workers=workers, progress=progress,
+        reference_voices=reference_voices("telugu-mini-cs"),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- telugu-synth (codec training speech)
@@ -194,6 +224,7 @@ def build_telugu_synth(
     """Build ``hours`` of training speech (default 2 h); returns the manifest path."""
     if hours <= 0:
         raise ValueError(f"hours must be positive, got {hours}")
+    why_missing = _why_missing(with_festival)
     if with_festival is None:
         with_festival = festival.festival_available()[0]
     festival_every = 8 if with_festival else 0
@@ -209,6 +240,7 @@ def build_telugu_synth(
     return ensure_built(
         name, dataset_dir(name, cache), recipe, lambda: synth_jobs(seed, festival_every), force=force,
         workers=workers, progress=progress, target_hours=hours,
+        reference_voices=reference_voices("telugu-synth"), why_missing=why_missing,
     )  # fmt: skip
 
 

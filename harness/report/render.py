@@ -148,7 +148,16 @@ def _summary_note(runs: list[RunData]) -> str:
         )
     if any(run.meta.get("status") != "complete" for run in runs):
         notes.append(
-            "Some runs are not complete (status shown under Runs); their numbers cover finished utterances."
+            "**Some runs are not complete** (status shown under Runs; utterances not run are counted in the "
+            "table); their numbers cover finished utterances only."
+        )
+    degraded = [r for r in runs if ((r.meta.get("data") or {}).get("identity") or {}).get("degraded")]
+    for run in degraded:
+        identity = run.meta["data"]["identity"]
+        notes.append(
+            f"**Run {run.run_id} used a DEGRADED data set** ({identity.get('name')}: "
+            f"{identity.get('degraded_reason')}): its utterances differ from the reference set's, so its numbers "
+            "cannot be compared with runs that have every voice."
         )
     return " ".join(notes)
 

@@ -121,7 +121,7 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
             statuses = list((run.status.get(key) or {}).values())
             n_failed = sum(s == "failed" for s in statuses)
             row: dict[str, Any] = {"backend": label(run, key, several)}
-            row["answered"] = answered_cell(run, key)
+            row["answered"] = answered_cell(run, key) + _not_run(run, len(statuses))
             never = "never audible" if (run.samples.get(key) or {}).get("ttfb_ms") else "no output"
             row["TTFA p50 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p50", "", reason=never)
             row["TTFA p95 (ms)"] = _stat_cell(run, key, "ttfa_ms", "p95", "", reason=never)
@@ -247,6 +247,22 @@ def failures_frame(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "backend", "utterance", "status", "kind", "reason"])
 
 
+def _not_run(run: RunData, n_finished: int) -> str:
+    """``, 8 of 10 not run (run interrupted by SIGTERM)`` for a run that stopped early; empty otherwise."""
+    planned = (run.meta.get("data") or {}).get("n")
+    status = run.meta.get("status")
+    if status == "complete" and (not isinstance(planned, int) or n_finished >= planned):
+        return ""
+    why = {
+        "running": "run still going, or killed",
+        "interrupted": f"run interrupted by {run.meta.get('interrupted_by') or 'a signal'}",
+        "failed": f"run failed: {run.meta.get('error') or 'see run.json'}",
+    }.get(str(status), f"run {status}")
+    if isinstance(planned, int) and planned > n_finished:
+        return f", {planned - n_finished} of {planned} NOT RUN ({why})"
+    return f" ({why})"
+
+
 def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
     """Machine, versions, data, settings and backend options of each run, one column per run."""
     cols = {}
@@ -254,9 +270,12 @@ def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
         m, d, s = run.meta.get("machine") or {}, run.meta.get("data") or {}, run.meta.get("settings") or {}
         info = {
             "created": run.meta.get("created"),
-            "status": run.meta.get("status"),
+            "status": run.meta.get("status")
+            + (f" ({run.meta['interrupted_by']})" if run.meta.get("interrupted_by") else "")
+            + (f": {run.meta['error']}" if run.meta.get("error") else ""),
             "suite": run.meta.get("suite"),
-            "data": f"{d.get('name')} split={d.get('split')} n={d.get('n')} ids_sha256={str(d.get('ids_sha256'))[:12]}",
+            "data": f"{d.get('name')} split={d.get('split')} n={d.get('n')} ids_sha256={str(d.get('ids_sha256'))[:12]}"
+            + _identity_text(d.get("identity")),
             "settings": ", ".join(f"{k}={v}" for k, v in s.items()),
             "machine": f"{m.get('cpu')} x{m.get('cpu_count')}, {m.get('memory_gb')} GB, GPU: {m.get('gpu') or 'none'}",
             "platform": f"{m.get('platform')} (host {m.get('hostname')}), Python {m.get('python')}",
@@ -272,6 +291,17 @@ def run_info_frame(runs: list[RunData]) -> pd.DataFrame:
             info[f"backend {b['key']}"] = f"{opts}; {'streaming' if b.get('streaming') else 'offline'}{extra}"
         cols[run.run_id] = info
     return pd.DataFrame(cols)
+
+
+def _identity_text(identity: dict | None) -> str:
+    if not isinstance(identity, dict):
+        return ""
+    text = (
+        f"; set {str(identity.get('manifest_sha256'))[:12]}, voices {', '.join(identity.get('voices') or [])}"
+    )
+    if identity.get("degraded"):
+        text += f"; DEGRADED: {identity.get('degraded_reason')}"
+    return text
 
 
 def stage_means(run: RunData, key: str) -> list[tuple[str, float]]:

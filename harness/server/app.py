@@ -26,6 +26,8 @@ from .limits import ServerLimits
 from .metrics import ServerMetrics
 
 STATIC_DIR = Path(__file__).parent / "static"
+WS_PATH = "/ws"
+"""The one path that speaks the protocol (``/health`` says so, and the ``remote`` backend checks it)."""
 _INBOX_MESSAGES = 64
 _AUDIBLE_SEARCH_S = 30.0
 
@@ -39,6 +41,14 @@ class _Gone:
 
 class _ClientGone(Exception):
     pass
+
+
+@dataclass
+class _Connection:
+    """One WebSocket connection: counted as a session from its first ``start``; input audio sent so far (s)."""
+
+    counted: bool = False
+    audio_in_s: float = 0.0
 
 
 class _AudibleWatch:
@@ -101,6 +111,7 @@ class S2SServer:
         return {
             "status": "ok",
             "protocol": P.PROTOCOL,
+            "ws_path": WS_PATH,
             "backend": self.backend.describe(),
             "formats": list(P.FORMATS),
             "limits": self.limits.to_dict(),
@@ -118,21 +129,11 @@ class S2SServer:
                 ws, P.ProtocolError("unauthorized", "missing or wrong bearer token (header or ?token=)")
             )
             return
-        if self.metrics.active_sessions >= self.limits.max_sessions:
-            self.metrics.error("too_many_sessions")
-            await self._send_error_and_close(
-                ws,
-                P.ProtocolError(
-                    "too_many_sessions",
-                    f"the server already serves {self.limits.max_sessions} sessions (max_sessions); retry later",
-                ),
-            )
-            return
-        self.metrics.session_opened()
         inbox: asyncio.Queue = asyncio.Queue(maxsize=_INBOX_MESSAGES)
         reader = asyncio.create_task(self._read(ws, inbox))
+        conn = _Connection()
         try:
-            await self._serve_turns(ws, inbox)
+            await self._serve_turns(ws, inbox, conn)
         except P.ProtocolError as exc:
             self.metrics.error(exc.code)
             await self._send_error_and_close(ws, exc)
@@ -147,7 +148,22 @@ class S2SServer:
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
-            self.metrics.session_closed()
+            while not inbox.empty():  # queued audio of a client that left: free it now
+                inbox.get_nowait()
+            if conn.counted:
+                self.metrics.session_closed()
+
+    def _admit(self, conn: _Connection) -> None:
+        """Count the connection as a session at its first ``start``, or refuse it when the server is full."""
+        if conn.counted:
+            return
+        if self.metrics.active_sessions >= self.limits.max_sessions:
+            raise P.ProtocolError(
+                "too_many_sessions",
+                f"the server already serves {self.limits.max_sessions} sessions (max_sessions); retry later",
+            )
+        self.metrics.session_opened()
+        conn.counted = True
 
     async def _read(self, ws, inbox: asyncio.Queue) -> None:
         """Read frames into ``inbox``: dicts (JSON), bytes (audio), a ProtocolError, or _Gone at the end."""
@@ -188,9 +204,20 @@ class S2SServer:
             raise _ClientGone()
         return item
 
-    async def _serve_turns(self, ws, inbox: asyncio.Queue) -> None:
+    async def _serve_turns(self, ws, inbox: asyncio.Queue, conn: _Connection) -> None:
+        limits = self.limits
         while True:
-            item = await inbox.get()
+            wait_s = limits.idle_timeout_s if conn.counted else limits.start_timeout_s
+            try:
+                item = await asyncio.wait_for(inbox.get(), wait_s)
+            except asyncio.TimeoutError:
+                if conn.counted:
+                    raise P.ProtocolError(
+                        "idle_timeout", f"no 'start' within idle_timeout_s={wait_s:g} s after the last turn"
+                    ) from None
+                raise P.ProtocolError(
+                    "start_timeout", f"no 'start' within start_timeout_s={wait_s:g} s of connecting"
+                ) from None
             if isinstance(item, _Gone) and item.code in (1000, 1001):
                 return  # a clean WebSocket close between turns is a normal end
             item = self._check(item)
@@ -206,9 +233,10 @@ class S2SServer:
             if kind != P.START:
                 raise P.ProtocolError("not_started", f"{kind!r} message before a 'start' message")
             fmt, session_id = P.validate_start(item, self.backend.input_sample_rate, self.backend.opts)
-            await self._turn(ws, inbox, fmt, session_id or uuid.uuid4().hex[:12])
+            self._admit(conn)
+            await self._turn(ws, inbox, fmt, session_id or uuid.uuid4().hex[:12], conn)
 
-    async def _turn(self, ws, inbox: asyncio.Queue, fmt: str, session_id: str) -> None:
+    async def _turn(self, ws, inbox: asyncio.Queue, fmt: str, session_id: str, conn: _Connection) -> None:
         limits = self.limits
         deadline = time.monotonic() + limits.max_session_s
         loop = asyncio.get_running_loop()
@@ -219,9 +247,10 @@ class S2SServer:
                 "backend_error", f"the backend could not open a session: {type(exc).__name__}: {exc}"
             ) from None
         driver = SessionDriver(session, loop, limits.send_queue_frames, limits.send_timeout_s, session_id)
+        del session  # the driver owns it; release() frees it when the turn ends
         self.metrics.turn_opened()
         ok = False
-        state = {"t_end": None}
+        state: dict[str, Any] = {"t_end": None, "conn": conn, "turn_in_s": 0.0}
         inputs = outputs = None
         try:
             driver.start()
@@ -264,6 +293,8 @@ class S2SServer:
                     with contextlib.suppress(BaseException):
                         await task
             driver.stop()
+            driver.release()  # an error's traceback may keep this frame alive: it must not keep the audio
+            inputs = outputs = None
             self.metrics.turn_closed(ok)
 
     async def _turn_inputs(self, inbox: asyncio.Queue, driver: SessionDriver, fmt: str, state: dict) -> None:
@@ -274,8 +305,10 @@ class S2SServer:
             if isinstance(item, bytes):
                 if state["t_end"] is not None:
                     raise P.ProtocolError("bad_message", "binary audio frame after 'end_of_turn'")
+                seconds = len(item) / P.BYTES_PER_SAMPLE[fmt] / sr
+                self._count_audio(state, seconds)
                 pcm = P.decode_audio(item, fmt)
-                self.metrics.audio(in_s=pcm.size / sr)
+                self.metrics.audio(in_s=seconds)
                 driver.push(pcm)
                 continue
             kind = item["type"]
@@ -286,6 +319,22 @@ class S2SServer:
                 raise _ClientGone()
             else:
                 raise P.ProtocolError("bad_message", f"unexpected {kind!r} message during a turn")
+
+    def _count_audio(self, state: dict, seconds: float) -> None:
+        """Refuse input beyond ``max_turn_audio_s`` for the turn or ``max_connection_audio_s`` for the connection."""
+        limits, conn = self.limits, state["conn"]
+        state["turn_in_s"] += seconds
+        conn.audio_in_s += seconds
+        if state["turn_in_s"] > limits.max_turn_audio_s:
+            raise P.ProtocolError(
+                "audio_limit",
+                f"the turn sent more than max_turn_audio_s={limits.max_turn_audio_s:g} s of audio",
+            )
+        if conn.audio_in_s > limits.max_connection_audio_s:
+            raise P.ProtocolError(
+                "audio_limit",
+                f"the connection sent more than max_connection_audio_s={limits.max_connection_audio_s:g} s of audio",
+            )
 
     async def _turn_outputs(self, ws, driver: SessionDriver, fmt: str, state: dict) -> None:
         """Forward the backend's output to the client as soon as the worker hands it over."""
@@ -354,7 +403,7 @@ def create_app(backend: Backend, limits: ServerLimits | None = None, token: str 
         media = "text/javascript" if name.endswith(".js") else None
         return FileResponse(path, media_type=media)
 
-    @app.websocket("/ws")
+    @app.websocket(WS_PATH)
     async def ws_endpoint(websocket: WebSocket):
         await server.serve_connection(websocket)
 

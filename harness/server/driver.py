@@ -68,10 +68,23 @@ class SessionDriver:
     def stop(self) -> None:
         """Stop the worker and close the backend session (this also cuts a backend stuck inside ``poll``)."""
         self._stop.set()
+        if self.session is None:
+            return
         try:
             self.session.close()
         except Exception:  # closing a broken session must not hide the original failure
             pass
+
+    def release(self) -> None:
+        """Drop every reference to the turn's audio and session once the turn is over, so its memory is freed at
+        once even when an error's traceback (a reference cycle) keeps this driver alive until the next gc."""
+        self.session = None  # type: ignore[assignment]
+        for q in (self._inputs, self.outputs):
+            while True:
+                try:
+                    q.get_nowait()
+                except (queue.Empty, asyncio.QueueEmpty):
+                    break
 
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)

@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..backend import redact_url
+
 DEFAULT_LEVELS = (1, 2, 4, 8, 16)
 
 
@@ -206,7 +208,7 @@ def run_load_suite(
             break
         capacity = lv.concurrency
     report = LoadReport(
-        backend=backend if server is not None else url,
+        backend=backend if server is not None else redact_url(url),
         budget_ms=budget_ms,
         pacing=pacing,
         data=data,

@@ -2,9 +2,10 @@
 
 Names (all prefixed ``s2s_server_``):
 
-- ``active_sessions`` (gauge): open WebSocket connections past authentication;
+- ``active_sessions`` (gauge): sessions: open connections that have sent their first ``start`` (the count
+  ``max_sessions`` limits; a connection that never starts is not counted);
 - ``active_turns`` (gauge): turns whose backend session is open;
-- ``sessions_total`` (counter): connections accepted past authentication;
+- ``sessions_total`` (counter): sessions admitted (connections whose first ``start`` was accepted);
 - ``turns_total{status}`` (counter): finished turns, ``status`` = ``ok`` or ``error``;
 - ``errors_total{kind}`` (counter): errors by protocol error code, plus ``client_disconnect``;
 - ``ttfa_seconds`` (histogram): from receiving ``end_of_turn`` to sending the frame holding the first audible
@@ -73,13 +74,13 @@ class ServerMetrics:
         p = "s2s_server_"
         with self._lock:
             lines = [
-                f"# HELP {p}active_sessions Open WebSocket connections past authentication.",
+                f"# HELP {p}active_sessions Open connections that have sent their first start.",
                 f"# TYPE {p}active_sessions gauge",
                 f"{p}active_sessions {self.active_sessions}",
                 f"# HELP {p}active_turns Turns whose backend session is open.",
                 f"# TYPE {p}active_turns gauge",
                 f"{p}active_turns {self.active_turns}",
-                f"# HELP {p}sessions_total Connections accepted past authentication.",
+                f"# HELP {p}sessions_total Connections whose first start was accepted.",
                 f"# TYPE {p}sessions_total counter",
                 f"{p}sessions_total {self.sessions_total}",
                 f"# HELP {p}turns_total Finished turns by status.",

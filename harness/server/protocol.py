@@ -31,7 +31,8 @@ CLOSE_POLICY = 1008  # bad token
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011  # the backend crashed
 CLOSE_TRY_LATER = 1013  # too many sessions
-CLOSE_TIME_LIMIT = 4408  # session length limit reached
+CLOSE_TIME_LIMIT = 4408  # session length limit reached, or no 'start' in time
+CLOSE_AUDIO_LIMIT = 4413  # more input audio than a turn or a connection may send
 CLOSE_BACKPRESSURE = 4429  # the client does not read its answer
 
 ERROR_CLOSE_CODES = {
@@ -48,6 +49,9 @@ ERROR_CLOSE_CODES = {
     "bad_audio": CLOSE_PROTOCOL_ERROR,
     "frame_too_large": CLOSE_TOO_BIG,
     "session_time_limit": CLOSE_TIME_LIMIT,
+    "start_timeout": CLOSE_TIME_LIMIT,
+    "idle_timeout": CLOSE_TIME_LIMIT,
+    "audio_limit": CLOSE_AUDIO_LIMIT,
     "backpressure": CLOSE_BACKPRESSURE,
     "backend_error": CLOSE_INTERNAL,
 }
