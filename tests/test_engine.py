@@ -21,6 +21,8 @@ from custom_model.s2s import S2SModel, Sampling, StreamingGenerator, config_pres
 
 @pytest.fixture(scope="module")
 def tiny():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the per-frame ops are tiny: more threads only spin on a busy machine
     torch.manual_seed(0)
     codec = Codec(CodecConfig.preset("tiny", codebook_size=64, lstm_layers=1)).eval()
     codec.quantizer.init_random_()
@@ -30,7 +32,8 @@ def tiny():
             head.weight.mul_(20)
     fc = frame_codec(codec)
     silence = codec.encode(torch.zeros(1, 1, 320 * 16))[0, :, -1]
-    return codec, model, fc, silence
+    yield codec, model, fc, silence
+    torch.set_num_threads(threads)
 
 
 def make_engine(tiny, optimize="eager", **kw) -> Engine:
@@ -180,6 +183,7 @@ def test_auto_picks_a_passing_fp32_variant_and_caches_the_decision(tiny, tmp_pat
     from custom_model.engine import select
 
     monkeypatch.setattr(select, "AUTO_CANDIDATES", ("eager", "torchscript"))
+    monkeypatch.setattr(select, "PARITY_STEPS", 40)  # the 200-step parity of each variant is tested above
     calls = []
     real = select.parity
     monkeypatch.setattr(select, "parity", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -96,11 +96,16 @@ def machine_key() -> str:
     return f"{platform.machine()}|{cpu}|{os.cpu_count()}"
 
 
-def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int = 200) -> dict:
+PARITY_STEPS = 200
+"""Teacher-forced steps of the parity check ``optimize=auto`` runs for every candidate."""
+
+
+def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int | None = None) -> dict:
     """Decide (or read the cached decision of) the fastest fp32 variant that passes parity; see module doc."""
     from .engine import _ort_version, build_graphs
 
     candidates = candidates or AUTO_CANDIDATES
+    steps = steps or PARITY_STEPS
 
     encode, decode = build_graphs(
         engine.model, engine.codec, engine.silence_codes, "eager", engine.temperature, engine.top_k, engine.dtype

@@ -48,11 +48,22 @@ def cache_root() -> Path:
 def module_digest(*modules: nn.Module, extra: str = "") -> str:
     """A short digest of the modules' weights and buffers plus ``extra`` (settings, versions)."""
     h = hashlib.sha256(extra.encode())
+
+    def feed(value) -> None:
+        if isinstance(value, Tensor):
+            value = value.int_repr() if value.is_quantized else value
+            h.update(str((tuple(value.shape), value.dtype)).encode())
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                feed(item)
+        else:  # e.g. the dtype entries of quantised linears' packed parameters
+            h.update(repr(value).encode())
+
     for module in modules:
-        for name, tensor in module.state_dict().items():
+        for name, value in module.state_dict().items():
             h.update(name.encode())
-            h.update(str(tuple(tensor.shape)).encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            feed(value)
     return h.hexdigest()[:16]
 
 
