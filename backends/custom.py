@@ -35,7 +35,16 @@ DEFAULT_CODEC = CHECKPOINTS / "codec-small"
 DEFAULT_S2S = CHECKPOINTS / "s2s-small"
 CHECKPOINT_FILES = ("config.json", "model.pt")
 _END = object()
-ENGINE_VARIANTS = ("eager", "torchscript", "compile", "onnxruntime", "int8", "onnxruntime-int8", "bf16", "fp16")
+ENGINE_VARIANTS = (
+    "eager",
+    "torchscript",
+    "compile",
+    "onnxruntime",
+    "int8",
+    "onnxruntime-int8",
+    "bf16",
+    "fp16",
+)
 
 
 def _missing_files(*folders: Path) -> list[str]:
@@ -124,7 +133,9 @@ class CustomBackend(Backend):
             "torchscript, compile, onnxruntime, int8, onnxruntime-int8, bf16, fp16 (GPU)",
             choices=("auto", *ENGINE_VARIANTS),
         ),
-        "slots": Option(int, 64, "batched engine: most sessions stepped at once (more wait for a slot)", min=1),
+        "slots": Option(
+            int, 64, "batched engine: most sessions stepped at once (more wait for a slot)", min=1
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:

@@ -67,8 +67,14 @@ def engine_for(models, variant):
             _ENGINES[variant] = "set S2S_BENCH_COMPILE=1 to build torch.compile (minutes on a small CPU)"
         else:
             try:
-                engine = Engine(model, frame_codec(codec), silence, max_slots=max(BATCHES), optimize=variant,
-                                device=DEVICE)
+                engine = Engine(
+                    model,
+                    frame_codec(codec),
+                    silence,
+                    max_slots=max(BATCHES),
+                    optimize=variant,
+                    device=DEVICE,
+                )
                 engine.prepare()
                 _ENGINES[variant] = engine
             except VariantUnavailable as exc:

@@ -101,7 +101,9 @@ def test_streaming_backend_equals_offline_pipeline(checkpoints, engine):
 
 
 def test_random_weights_mode_is_latency_only_with_a_fixed_answer_length(checkpoints):
-    backend = create_backend("custom:weights=random,preset=tiny,random_answer_s=0.3,seed=1,optimize=eager,slots=2")
+    backend = create_backend(
+        "custom:weights=random,preset=tiny,random_answer_s=0.3,seed=1,optimize=eager,slots=2"
+    )
     assert backend.latency_only and backend.describe()["latency_only"] is True
     backend.load()
     backend.warmup()

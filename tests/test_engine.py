@@ -62,7 +62,9 @@ def test_frame_codec_equals_the_codecs_own_stream(tiny):
     for f in range(expected.shape[-1]):
         out, dec_state = fc.decode_frame(expected[:, :, f], dec_state)
         pcm.append(out)
-    np.testing.assert_allclose(torch.cat(pcm, 1)[0].numpy(), stream.decode_step(expected)[0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        torch.cat(pcm, 1)[0].numpy(), stream.decode_step(expected)[0, 0].numpy(), atol=1e-5
+    )
 
 
 def drive_state(engine: Engine, signal: np.ndarray, slot_of: list[int], slots: int) -> torch.Tensor:
@@ -92,7 +94,10 @@ def test_engine_step_equals_the_per_session_generator(tiny, temperature):
     gen = StreamingGenerator(model, 1, Sampling(temperature=temperature, seed=100))
     with torch.inference_mode():
         expected = torch.cat(
-            [gen.step(stream.encode_step(torch.from_numpy(signal[t, 0])[None, None])[:, :, 0]) for t in range(220)]
+            [
+                gen.step(stream.encode_step(torch.from_numpy(signal[t, 0])[None, None])[:, :, 0])
+                for t in range(220)
+            ]
         )
     assert (expected[:, 0] != model.config.silence_id).any()
     assert torch.equal(got, expected)

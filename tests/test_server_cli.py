@@ -149,4 +149,4 @@ def test_load_ramps_two_backends_side_by_side_and_prices_a_user_hour(tmp_path):
     if fast["capacity"]:
         assert fast["cost_per_user_hour"] == pytest.approx(0.49 / fast["capacity"])
     table = (tmp_path / "load" / "load.md").read_text()
-    assert "per user-hour at $0.49/h" in table or fast["capacity"] == 0
+    assert f"${0.49 / fast['capacity']:.4f} per user-hour" in table or fast["capacity"] == 0

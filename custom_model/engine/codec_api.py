@@ -54,7 +54,11 @@ def _flatten(tree, leaves: list[Tensor], lstm: bool = False):
     if isinstance(tree, Tensor):
         leaves.append(tree.transpose(0, 1) if lstm else tree)
         return ("t", lstm)
-    if isinstance(tree, tuple) and len(tree) == 2 and all(isinstance(t, Tensor) and t.dim() == 3 for t in tree):
+    if (
+        isinstance(tree, tuple)
+        and len(tree) == 2
+        and all(isinstance(t, Tensor) and t.dim() == 3 for t in tree)
+    ):
         return ("tuple", [_flatten(t, leaves, lstm=True) for t in tree])
     return (type(tree).__name__, [_flatten(t, leaves) for t in tree])
 
@@ -133,7 +137,9 @@ class SeanetFrameCodec(nn.Module):
 
 def frame_codec(codec) -> FrameCodec:
     """The :class:`FrameCodec` of ``codec``: itself if it already is one (codec v2), else the SEANet adapter."""
-    if all(hasattr(codec, name) for name in ("encode_frame", "decode_frame", "encoder_state", "decoder_state")):
+    if all(
+        hasattr(codec, name) for name in ("encode_frame", "decode_frame", "encoder_state", "decoder_state")
+    ):
         return codec
     return SeanetFrameCodec(codec)
 
@@ -150,18 +156,26 @@ def check_frame_codec(fc: FrameCodec, frames: int = 6, batch_size: int = 3, seed
     dec_one = fc.decoder_state(1)
     for state, one in ((enc, enc_one), (dec, dec_one)):
         for t, t1 in zip(state, one, strict=True):
-            assert t.shape[0] == batch_size and t1.shape[0] == 1, f"state tensor {tuple(t.shape)} is not batch-first"
+            assert t.shape[0] == batch_size and t1.shape[0] == 1, (
+                f"state tensor {tuple(t.shape)} is not batch-first"
+            )
             assert torch.equal(t, t1.expand_as(t)), "a fresh state must be the same for every slot"
     for f in range(frames):
         before = [t.clone() for t in enc]
         codes, new_enc = fc.encode_frame(pcm[f], enc)
-        assert all(torch.equal(a, b) for a, b in zip(before, enc, strict=True)), "encode_frame wrote into its state"
-        assert codes.shape == (batch_size, fc.n_q) and codes.dtype == torch.int64, f"codes {tuple(codes.shape)}"
+        assert all(torch.equal(a, b) for a, b in zip(before, enc, strict=True)), (
+            "encode_frame wrote into its state"
+        )
+        assert codes.shape == (batch_size, fc.n_q) and codes.dtype == torch.int64, (
+            f"codes {tuple(codes.shape)}"
+        )
         assert int(codes.min()) >= 0 and int(codes.max()) < fc.codebook_size
         one, enc_one = fc.encode_frame(pcm[f, :1], enc_one)
         assert torch.equal(one, codes[:1]), "slot 0's codes depend on the other slots"
         wav, new_dec = fc.decode_frame(codes, dec)
-        assert wav.shape == (batch_size, fc.frame_size) and wav.dtype == torch.float32, f"pcm {tuple(wav.shape)}"
+        assert wav.shape == (batch_size, fc.frame_size) and wav.dtype == torch.float32, (
+            f"pcm {tuple(wav.shape)}"
+        )
         wav1, dec_one = fc.decode_frame(codes[:1], dec_one)
         assert torch.allclose(wav1, wav[:1], atol=1e-5), "slot 0's audio depends on the other slots"
         enc, dec = new_enc, new_dec

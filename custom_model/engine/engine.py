@@ -97,7 +97,10 @@ class EngineSession:
         self.steps = 0
         self.marked_token = False
         self.tracker = TurnTracker(
-            engine.config.silence_id, policy.end_silence_frames, policy.max_answer_frames, policy.max_wait_frames
+            engine.config.silence_id,
+            policy.end_silence_frames,
+            policy.max_answer_frames,
+            policy.max_wait_frames,
         )
 
     def push(self, pcm: np.ndarray) -> None:
@@ -203,7 +206,9 @@ class Engine:
         state = state or self.state
         pcm = torch.zeros(size, self.codec.frame_size, device=self.device)
         enc = state.step_inputs(pcm, self.sampling)
-        frame = torch.full((size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device)
+        frame = torch.full(
+            (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
+        )
         dec = state.decode_inputs(frame, torch.ones(size, dtype=torch.bool, device=self.device))
         return enc, dec
 
@@ -345,7 +350,9 @@ class Engine:
         st = self.state
         dslots = [slots[i] for i in decode]
         size, rows = self._rows(dslots)
-        frames = torch.full((size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device)
+        frames = torch.full(
+            (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
+        )
         frames[: len(decode)] = frame[decode]
         keep = torch.ones(size, dtype=torch.bool, device=self.device)
         if rows is None:

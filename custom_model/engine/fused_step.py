@@ -71,7 +71,8 @@ class FusedS2SStep(nn.Module):
         self.register_buffer("depth_sin", angles.sin().to(weight.device, weight.dtype))
         t_half = (c.dim // c.num_heads) // 2
         self.register_buffer(
-            "temporal_freqs", (c.rope_theta ** (-torch.arange(t_half, dtype=torch.float32) / t_half)).to(weight.device)
+            "temporal_freqs",
+            (c.rope_theta ** (-torch.arange(t_half, dtype=torch.float32) / t_half)).to(weight.device),
         )
         self.register_buffer("ring_slots", torch.arange(c.context, device=weight.device))
 
@@ -111,7 +112,9 @@ class FusedS2SStep(nn.Module):
             new_v.append(v[:, :, 0])
         return self.temporal.norm(h)[:, 0], torch.stack(new_k), torch.stack(new_v)
 
-    def _depth_position(self, x: Tensor, k: int, keys: list[list[Tensor]], values: list[list[Tensor]]) -> Tensor:
+    def _depth_position(
+        self, x: Tensor, k: int, keys: list[list[Tensor]], values: list[list[Tensor]]
+    ) -> Tensor:
         """Depth transformer at codebook position ``k`` for ``x`` ``[B, 1, depth_dim]``; appends this k/v."""
         c = self.config
         b = x.shape[0]

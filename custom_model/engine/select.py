@@ -108,7 +108,13 @@ def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int
     steps = steps or PARITY_STEPS
 
     encode, decode = build_graphs(
-        engine.model, engine.codec, engine.silence_codes, "eager", engine.temperature, engine.top_k, engine.dtype
+        engine.model,
+        engine.codec,
+        engine.silence_codes,
+        "eager",
+        engine.temperature,
+        engine.top_k,
+        engine.dtype,
     )
     extra = "|".join(
         map(

@@ -57,7 +57,9 @@ class SlotState:
         self.prev[slot] = self.config.start_id
         self.positions[slot] = 0
         self.force[slot] = 0
-        for state, fresh in zip(self.enc_state + self.dec_state, self._enc_fresh + self._dec_fresh, strict=True):
+        for state, fresh in zip(
+            self.enc_state + self.dec_state, self._enc_fresh + self._dec_fresh, strict=True
+        ):
             state[slot] = fresh[0]
         self.generators[slot] = None if seed is None else torch.Generator().manual_seed(int(seed))
 
@@ -111,7 +113,9 @@ class SlotState:
 
     def step_inputs_rows(self, pcm: Tensor, rows: Tensor, sampling: bool) -> tuple[Tensor, ...]:
         """Like :meth:`step_inputs` for the slots ``rows`` (gathered copies, in that order)."""
-        if sampling:  # once per distinct slot: padding repeats a slot and must not draw from its generator again
+        if (
+            sampling
+        ):  # once per distinct slot: padding repeats a slot and must not draw from its generator again
             for slot in dict.fromkeys(rows.tolist()):
                 self.uniforms[slot] = torch.rand(self.config.n_q, generator=self.generators[slot])
         keys = self.keys.index_select(1, rows)

@@ -103,7 +103,9 @@ class TorchScriptRunner(Runner):
         key = (kind, args[0].shape[0])
         if key not in self.traced:
             with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes: shapes are static
+                warnings.simplefilter(
+                    "ignore"
+                )  # tracer warnings about Python ints from shapes: shapes are static
                 traced = torch.jit.trace(module, args, check_trace=False)
                 self.traced[key] = torch.jit.freeze(traced.eval())
         return self.traced[key]
@@ -150,7 +152,9 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     exact = True
 
-    def __init__(self, encode: nn.Module, decode: nn.Module, digest: str, threads: int = 1, int8: bool = False):
+    def __init__(
+        self, encode: nn.Module, decode: nn.Module, digest: str, threads: int = 1, int8: bool = False
+    ):
         super().__init__(encode, decode)
         try:
             import onnxruntime  # noqa: F401
@@ -179,7 +183,9 @@ class OnnxRuntimeRunner(Runner):
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             tmp = qpath.with_name(f"{kind}-int8.tmp{os.getpid()}.onnx")
-            quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            quantize_dynamic(
+                str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+            )
             os.replace(tmp, qpath)
         return qpath
 
@@ -284,10 +290,14 @@ def build_runner(
     if name not in VARIANTS:
         raise ValueError(f"Expected optimize= to be auto or one of {', '.join(VARIANTS)} but got {name!r}")
     if name in GPU_ONLY and device.type != "cuda":
-        raise VariantUnavailable(f"optimize={name} runs only on a GPU (device=cuda); this engine runs on {device}")
+        raise VariantUnavailable(
+            f"optimize={name} runs only on a GPU (device=cuda); this engine runs on {device}"
+        )
     if name in ("onnxruntime", "onnxruntime-int8", "torchscript", "compile", "int8") and device.type != "cpu":
         if name != "compile":
-            raise VariantUnavailable(f"optimize={name} is built for CPU here; use eager, compile, bf16 or fp16 on {device}")
+            raise VariantUnavailable(
+                f"optimize={name} is built for CPU here; use eager, compile, bf16 or fp16 on {device}"
+            )
     if name in ("eager", "bf16", "fp16"):
         return Runner(encode, decode)
     if name == "torchscript":

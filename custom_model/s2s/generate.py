@@ -32,7 +32,9 @@ class Sampling:
         return torch.Generator(device=device).manual_seed(int(self.seed))
 
 
-def inverse_cdf_sample(logits: torch.Tensor, temperature: float, top_k: int, uniform: torch.Tensor) -> torch.Tensor:
+def inverse_cdf_sample(
+    logits: torch.Tensor, temperature: float, top_k: int, uniform: torch.Tensor
+) -> torch.Tensor:
     """Token per row of ``logits`` (``[B, vocab]``) for ``uniform`` (``[B]``, in [0, 1)) by the inverse CDF.
 
     Plain tensor ops (no ``torch.multinomial``), so the batched engine runs the same draw inside an exported or

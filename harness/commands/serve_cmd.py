@@ -116,14 +116,19 @@ def add_load_parser(subparsers) -> None:
     p.add_argument("--url", default=None, help="measure this running server instead (ws://HOST:PORT/ws)")
     p.add_argument("--token", default=None, help="bearer token for the server (with --url)")
     p.add_argument(
-        "--levels", default=None, help="concurrency levels, comma-separated (1,2,4,8,16,24,32,48,64; --url: 1,2,4,8,16)"
+        "--levels",
+        default=None,
+        help="concurrency levels, comma-separated (1,2,4,8,16,24,32,48,64; --url: 1,2,4,8,16)",
     )
     p.add_argument("--rounds", type=int, default=2, help="utterances per session slot and level (default 2)")
     p.add_argument("--data", default="synthetic-clips", help="dataset name or manifest .jsonl path")
     p.add_argument("--split", default=None, help="only this split of the data (e.g. test)")
     p.add_argument("--budget-ms", type=float, default=500.0, help="p95 TTFA budget in ms (default 500)")
     p.add_argument(
-        "--price-per-hour", type=float, default=None, help="dollars per machine-hour: prints the cost per user-hour"
+        "--price-per-hour",
+        type=float,
+        default=None,
+        help="dollars per machine-hour: prints the cost per user-hour",
     )
     p.add_argument("--pacing", choices=("realtime", "fast"), default="realtime")
     p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
@@ -157,7 +162,9 @@ def run_load(args) -> int:
             )
             print(report.table())
             if args.price_per_hour and report.capacity:
-                print(f"cost: ${args.price_per_hour / report.capacity:.4f} per user-hour at ${args.price_per_hour:g}/h")
+                print(
+                    f"cost: ${args.price_per_hour / report.capacity:.4f} per user-hour at ${args.price_per_hour:g}/h"
+                )
         else:
             from ..server.capacity import DEFAULT_RAMP, run_capacity
 

@@ -138,7 +138,9 @@ def run_capacity(
     if rounds < 1:
         raise ValueError(f"Expected rounds >= 1 but got {rounds!r}")
     if price_per_hour is not None and price_per_hour <= 0:
-        raise ValueError(f"Expected --price-per-hour > 0 (dollars per machine-hour) but got {price_per_hour!r}")
+        raise ValueError(
+            f"Expected --price-per-hour > 0 (dollars per machine-hour) but got {price_per_hour!r}"
+        )
     levels = tuple(sorted(set(levels)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
