@@ -204,3 +204,12 @@ def test_auto_picks_a_passing_fp32_variant_and_caches_the_decision(tiny, tmp_pat
     again = Engine(model, fc, silence, optimize="auto", max_slots=2)
     assert again.variant == first.variant and again.selection["cached"] == str(files[0])
     assert len(calls) == n_calls  # read from the cache: no second parity run
+
+
+def test_the_bf16_gpu_path_runs_on_cpu_as_far_as_it_can(tiny):
+    """``optimize=bf16`` on a GPU is eager with weights and KV caches in bf16: run that path here (no GPU)."""
+    _, model, fc, silence = tiny
+    engine = Engine(model, fc, silence, optimize="eager", dtype=torch.bfloat16, max_slots=2)
+    assert engine.state.keys.dtype == torch.bfloat16
+    result = parity(make_engine(tiny, max_slots=2), make_engine(tiny, max_slots=2).runner, engine.runner, steps=30)
+    assert result["token_agreement"] > 0.2  # bf16 rounds: close to, not equal to, fp32

@@ -182,8 +182,7 @@ class Engine:
             optimize = self.selection["chosen"]
         self.variant = optimize
         self.runner = self.make_runner(optimize)
-        state_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(optimize, dtype)
-        self.state = SlotState(model, codec, max_slots, self.device, state_dtype)
+        self.state = SlotState(model, codec, max_slots, self.device, self.runner.state_dtype)
         self.sizes = prepared_sizes(max_slots)
         self.cond = threading.Condition()
         self.live: list[EngineSession] = []  # live[i] sits in slot i
@@ -200,7 +199,9 @@ class Engine:
         )
         extra = f"{variant}|{self.temperature}|{self.top_k}|{torch.__version__}|{_ort_version()}|{self.dtype}"
         digest = module_digest(encode, decode, extra=extra)
-        return build_runner(variant, encode, decode, self.device, digest, self.threads)
+        runner = build_runner(variant, encode, decode, self.device, digest, self.threads)
+        runner.state_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(variant, self.dtype)
+        return runner
 
     def example_args(self, size: int, state: SlotState | None = None):
         state = state or self.state

@@ -49,8 +49,7 @@ def parity(engine, reference: Runner, candidate: Runner, steps: int = 200, slots
     fc, model = engine.codec, engine.model
     states = []
     for runner in (reference, candidate):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runner.name, engine.dtype)
-        st = SlotState(model, fc, slots, engine.device, dtype)
+        st = SlotState(model, fc, slots, engine.device, getattr(runner, "state_dtype", engine.dtype))
         for i in range(slots):
             st.reset(i, 1234 + i)
         states.append(st)

@@ -72,6 +72,7 @@ class Runner:
 
     name = "eager"
     exact = True
+    state_dtype = torch.float32  # dtype of the KV caches this runner's graphs expect
 
     def __init__(self, encode: nn.Module, decode: nn.Module) -> None:
         self.encode_module = encode
