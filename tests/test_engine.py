@@ -211,5 +211,7 @@ def test_the_bf16_gpu_path_runs_on_cpu_as_far_as_it_can(tiny):
     _, model, fc, silence = tiny
     engine = Engine(model, fc, silence, optimize="eager", dtype=torch.bfloat16, max_slots=2)
     assert engine.state.keys.dtype == torch.bfloat16
-    result = parity(make_engine(tiny, max_slots=2), make_engine(tiny, max_slots=2).runner, engine.runner, steps=30)
+    result = parity(
+        make_engine(tiny, max_slots=2), make_engine(tiny, max_slots=2).runner, engine.runner, steps=30
+    )
     assert result["token_agreement"] > 0.2  # bf16 rounds: close to, not equal to, fp32

@@ -31,7 +31,9 @@ def tables(data: dict) -> str:
         f"{machine.get('cpu', {}).get('count', '?')} logical cores; Python {machine.get('python_version', '?')}; "
         f"run {data.get('datetime', '?')}.",
         "",
-        "| variant | " + " | ".join(f"batch {b}: tick ms (ms/session)" for b in batches) + " | batch 1 vs per-session |",
+        "| variant | "
+        + " | ".join(f"batch {b}: tick ms (ms/session)" for b in batches)
+        + " | batch 1 vs per-session |",
         "|---|" + "---|" * (len(batches) + 1),
     ]
     for v in variants:

@@ -33,10 +33,20 @@ FORCE_NONE, FORCE_SILENCE_ID, FORCE_SPEECH_ID = 0, 1, 2
 """Per-slot constraint on codebook 1, as an int tensor: none, silence only, anything but silence."""
 
 
-def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+def _rope(x: Tensor, cos: Tensor, sin: Tensor, rotate: Tensor) -> Tensor:
+    """RoPE, rotate-half convention, as ``x * cos + (x @ rotate) * sin`` with ``cos``/``sin`` over the full head
+    dimension and ``rotate`` the constant matrix taking ``[x1, x2]`` to ``[-x2, x1]``: the same numbers as
+    :func:`custom_model.s2s.model.apply_rope` (a product with a signed permutation is exact) in 4 graph nodes
+    instead of 9."""
+    return x * cos + torch.matmul(x, rotate) * sin
+
+
+def _rotate_half_matrix(head_dim: int, device, dtype) -> Tensor:
+    half = head_dim // 2
+    rotate = torch.zeros(head_dim, head_dim)
+    rotate[torch.arange(half) + half, torch.arange(half)] = -1.0  # out[:half] = -x2
+    rotate[torch.arange(half), torch.arange(half) + half] = 1.0  # out[half:] = x1
+    return rotate.to(device, dtype)
 
 
 class FusedS2SStep(nn.Module):
@@ -67,38 +77,43 @@ class FusedS2SStep(nn.Module):
         half = head_dim // 2
         freqs = c.rope_theta ** (-torch.arange(half, dtype=torch.float32) / half)
         angles = torch.arange(c.n_q, dtype=torch.float32)[:, None] * freqs[None, :]
+        angles = torch.cat([angles, angles], dim=-1)  # [n_q, head_dim]: the same angle for x1 and x2
         self.register_buffer("depth_cos", angles.cos().to(weight.device, weight.dtype))
         self.register_buffer("depth_sin", angles.sin().to(weight.device, weight.dtype))
-        t_half = (c.dim // c.num_heads) // 2
-        self.register_buffer(
-            "temporal_freqs",
-            (c.rope_theta ** (-torch.arange(t_half, dtype=torch.float32) / t_half)).to(weight.device),
-        )
+        self.register_buffer("depth_rotate", _rotate_half_matrix(head_dim, weight.device, weight.dtype))
+        t_head = c.dim // c.num_heads
+        t_half = t_head // 2
+        t_freqs = c.rope_theta ** (-torch.arange(t_half, dtype=torch.float32) / t_half)
+        self.register_buffer("temporal_freqs", torch.cat([t_freqs, t_freqs]).to(weight.device))
+        self.register_buffer("temporal_rotate", _rotate_half_matrix(t_head, weight.device, weight.dtype))
         self.register_buffer("ring_slots", torch.arange(c.context, device=weight.device))
+        never = torch.zeros(c.vocab_size, device=weight.device)
+        never[c.start_id] = float("-inf")  # the start token is never a valid output
+        self.register_buffer("never_start", never)
+        silence = torch.zeros(c.vocab_size, dtype=torch.bool, device=weight.device)
+        silence[c.silence_id] = True
+        self.register_buffer("is_silence", silence)
 
     # -- pieces ------------------------------------------------------------------------------------------------
     def _temporal(self, x: Tensor, positions: Tensor, keys: list[Tensor], values: list[Tensor]):
         """``x`` ``[B, dim]``; caches ``[B, H, context, D]`` per layer -> (output ``[B, dim]``, new k, new v)."""
         c = self.config
-        b = x.shape[0]
         heads = c.num_heads
         head_dim = c.dim // heads
         angles = positions.to(torch.float32)[:, None] * self.temporal_freqs[None, :]
-        cos = angles.cos().to(x.dtype)[:, None, None, :]  # [B, 1, 1, half]
-        sin = angles.sin().to(x.dtype)[:, None, None, :]
+        cos = angles.cos().to(x.dtype)[:, None, None, None, :]  # [B, 1, 1, 1, D]: q and k together
+        sin = angles.sin().to(x.dtype)[:, None, None, None, :]
         ring = self.ring_slots[None, :]
         p = positions[:, None]
         valid = (ring < p) & (ring != p % c.context)  # held positions in (p - context, p - 1]
-        bias = torch.zeros(b, c.context, dtype=x.dtype, device=x.device).masked_fill(~valid, float("-inf"))
-        bias = bias[:, None, None, :]  # [B, 1, 1, context]
+        bias = torch.zeros_like(valid, dtype=x.dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
         scale = 1.0 / math.sqrt(head_dim)
         new_k, new_v = [], []
         h = x[:, None, :]  # [B, 1, dim]
         for i, layer in enumerate(self.temporal.layers):
-            qkv = layer.attn.qkv(layer.attn_norm(h)).view(b, 3, heads, 1, head_dim)
-            q = _rope(qkv[:, 0], cos, sin)
-            k = _rope(qkv[:, 1], cos, sin)
-            v = qkv[:, 2]
+            qkv = layer.attn.qkv(layer.attn_norm(h)).view(-1, 3, heads, 1, head_dim)
+            qk = _rope(qkv[:, :2], cos, sin, self.temporal_rotate)
+            q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]
             scores_cache = torch.matmul(q, keys[i].transpose(-1, -2)) * scale + bias  # [B, H, 1, context]
             score_new = (q * k).sum(-1, keepdim=True) * scale  # [B, H, 1, 1]
             top = torch.maximum(scores_cache.amax(-1, keepdim=True), score_new)
@@ -106,7 +121,7 @@ class FusedS2SStep(nn.Module):
             w_new = torch.exp(score_new - top)
             denom = w_cache.sum(-1, keepdim=True) + w_new
             y = (torch.matmul(w_cache, values[i]) + w_new * v) / denom  # [B, H, 1, D]
-            h = h + layer.attn.out(y.transpose(1, 2).reshape(b, 1, c.dim))
+            h = h + layer.attn.out(y.transpose(1, 2).reshape(-1, 1, c.dim))
             h = h + layer.ffn(layer.ffn_norm(h))
             new_k.append(k[:, :, 0])
             new_v.append(v[:, :, 0])
@@ -117,19 +132,21 @@ class FusedS2SStep(nn.Module):
     ) -> Tensor:
         """Depth transformer at codebook position ``k`` for ``x`` ``[B, 1, depth_dim]``; appends this k/v."""
         c = self.config
-        b = x.shape[0]
         heads = c.depth_heads
         head_dim = c.depth_dim // heads
-        cos, sin = self.depth_cos[k], self.depth_sin[k]
         for i, layer in enumerate(self.depth.layers):
-            qkv = layer.attn.qkv(layer.attn_norm(x)).view(b, 3, heads, 1, head_dim)
-            q = _rope(qkv[:, 0], cos, sin)
-            keys[i].append(_rope(qkv[:, 1], cos, sin))
+            qkv = layer.attn.qkv(layer.attn_norm(x)).view(-1, 3, heads, 1, head_dim)
+            if k:  # position 0 rotates by angle 0: the identity
+                qk = _rope(qkv[:, :2], self.depth_cos[k], self.depth_sin[k], self.depth_rotate)
+            else:
+                qk = qkv[:, :2]
+            q = qk[:, 0]
+            keys[i].append(qk[:, 1])
             values[i].append(qkv[:, 2])
             kk = torch.cat(keys[i], dim=2) if k else keys[i][0]
             vv = torch.cat(values[i], dim=2) if k else values[i][0]
             y = F.scaled_dot_product_attention(q, kk, vv)
-            x = x + layer.attn.out(y.transpose(1, 2).reshape(b, 1, c.depth_dim))
+            x = x + layer.attn.out(y.transpose(1, 2).reshape(-1, 1, c.depth_dim))
             x = x + layer.ffn(layer.ffn_norm(x))
         return self.depth.norm(x)
 
@@ -152,26 +169,22 @@ class FusedS2SStep(nn.Module):
         """``[B, n_q]`` user codes and previous system tokens, ``[B]`` positions and force codes, ``[B, n_q]``
         uniforms, per-layer caches -> (tokens ``[B, n_q]``, new keys, new values ``[layers, B, H, D]``)."""
         c = self.config
-        b = user_codes.shape[0]
         x = F.embedding(user_codes + self.user_offsets, self.user_table).sum(1)
         x = x + F.embedding(prev_tokens + self.system_offsets, self.system_table).sum(1)
         h, new_k, new_v = self._temporal(x, positions, keys, values)
-        projected = self.depth_in(h).view(b, c.n_q, c.depth_dim)
+        projected = self.depth_in(h).view(-1, c.n_q, c.depth_dim)
         dkeys: list[list[Tensor]] = [[] for _ in self.depth.layers]
         dvalues: list[list[Tensor]] = [[] for _ in self.depth.layers]
         tokens: list[Tensor] = []
-        vocab = torch.arange(c.vocab_size, device=x.device)[None, :]
         for k in range(c.n_q):
             xk = projected[:, k : k + 1]
             if k:
                 xk = xk + F.embedding(tokens[-1][:, None] + (k - 1) * c.vocab_size, self.depth_table)
             out = self._depth_position(xk, k, dkeys, dvalues)
-            logits = self.heads[k](out[:, 0]).float()
-            logits = logits.masked_fill(vocab == c.start_id, float("-inf"))
+            logits = self.heads[k](out[:, 0]).float() + self.never_start
             if k == 0:
-                is_silence = vocab == c.silence_id
-                only_silence = (force == FORCE_SILENCE_ID)[:, None] & ~is_silence
-                no_silence = (force == FORCE_SPEECH_ID)[:, None] & is_silence
+                only_silence = (force == FORCE_SILENCE_ID)[:, None] & ~self.is_silence
+                no_silence = (force == FORCE_SPEECH_ID)[:, None] & self.is_silence
                 logits = logits.masked_fill(only_silence | no_silence, float("-inf"))
             tokens.append(self._draw(logits, uniforms[:, k]))
         return torch.stack(tokens, dim=1), new_k, new_v

@@ -44,7 +44,9 @@ def answer(engine, audio: np.ndarray, policy) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--s2s", default=str(Path(__file__).resolve().parents[1] / "checkpoints" / "s2s-small"))
+    parser.add_argument(
+        "--s2s", default=str(Path(__file__).resolve().parents[1] / "checkpoints" / "s2s-small")
+    )
     parser.add_argument("--variants", default="int8,onnxruntime-int8")
     parser.add_argument("--data", default="telugu-mini-qa")
     parser.add_argument("--split", default="test")

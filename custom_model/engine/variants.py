@@ -228,7 +228,10 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):
 
     eps = symbolic_helper._maybe_get_const(eps, "f")
     eps = 1e-5 if eps is None or not isinstance(eps, float) else eps
-    mean = g.op("ReduceMean", g.op("Mul", x, x), g.op("Constant", value_t=torch.tensor([-1])), keepdims_i=1)
+    # Pow -> ReduceMean -> Add -> Sqrt -> Div -> Mul: the pattern ONNX Runtime fuses into one
+    # SimplifiedLayerNormalization kernel
+    square = g.op("Pow", x, g.op("Constant", value_t=torch.tensor(2.0, dtype=torch.float32)))
+    mean = g.op("ReduceMean", square, g.op("Constant", value_t=torch.tensor([-1])), keepdims_i=1)
     denom = g.op("Sqrt", g.op("Add", mean, g.op("Constant", value_t=torch.tensor(eps, dtype=torch.float32))))
     y = g.op("Div", x, denom)
     return y if symbolic_helper._is_none(weight) else g.op("Mul", y, weight)
