@@ -222,10 +222,10 @@ class Engine:
 
     # -- sessions ----------------------------------------------------------------------------------------------
     def open(self, policy: TurnPolicy, emit: Emit) -> EngineSession:
-        if self.error is not None:
-            raise RuntimeError(f"the engine thread failed: {self.error!r}") from self.error
         session = EngineSession(self, policy, emit)
         with self.cond:
+            if self.error is not None:  # checked under the lock the failing thread takes to tell its sessions
+                raise RuntimeError(f"the engine thread failed: {self.error!r}") from self.error
             self.waiting.append(session)
             self.cond.notify_all()
         return session
@@ -289,8 +289,8 @@ class Engine:
                         frames = [s.take_frame() for s in batch]
                     self.tick(batch, frames)
         except BaseException as exc:  # every open session learns of it
-            self.error = exc
             with self.cond:
+                self.error = exc
                 for s in self.live + self.waiting:
                     if not s.finished:
                         s.finished = True
