@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="telugu-mini-qa")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=10)
-    parser.add_argument("--max-answer-frames", type=int, default=150, help="cut answers after this many 20 ms frames")
+    parser.add_argument(
+        "--max-answer-frames", type=int, default=150, help="cut answers after this many 20 ms frames"
+    )
     parser.add_argument("--out", default="reports/engine/quantised.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     fc = frame_codec(codec)
     utts = load_utterances(args.data, split=args.split, limit=args.limit)
     audios = [u.load_audio(16000) for u in utts]
-    policy = TurnPolicy(end_silence_frames=2, max_answer_frames=args.max_answer_frames, max_wait_frames=150, seed=0)
+    policy = TurnPolicy(
+        end_silence_frames=2, max_answer_frames=args.max_answer_frames, max_wait_frames=150, seed=0
+    )
     eager = Engine(model, fc, silence, optimize="eager", max_slots=2).start()
     reference = [answer(eager, a, policy) for a in audios]
     report = {"data": args.data, "split": args.split, "n": len(utts), "variants": []}

@@ -8,9 +8,10 @@ per-step figure. fp32 variants pass only with every token identical (``agreement
 automatically.
 
 ``optimize=auto`` checks every variant of :data:`AUTO_CANDIDATES` that can be built here (eager, TorchScript,
-ONNX Runtime; ``torch.compile`` takes minutes to build on a small CPU and is left to ``optimize=compile``), times a tick (encode + decode graphs) at
-batch 1 and batch ``min(16, max_slots)``, and picks the passing variant with the smallest sum of the two. The
-decision (every candidate's parity and times, the machine) is written to
+ONNX Runtime; ``torch.compile`` takes minutes to build on a small CPU and is left to ``optimize=compile``), times
+a tick (encode + decode graphs) at batch 1 and batch ``min(16, max_slots)`` in rounds interleaved over the
+candidates (so the drift of a busy machine hits all of them alike), and picks the passing variant with the
+smallest sum of the two medians. The decision (every candidate's parity and times, the machine) is written to
 ``$S2S_BENCH_CACHE/engine/auto-<key>.json``; ``key`` is a digest of the weights, the sampling settings, device,
 dtype, threads, torch / onnxruntime versions and the CPU model, so a new checkpoint, install or machine decides
 again. Delete the file (or set ``S2S_ENGINE_RESELECT=1``) to decide again anyway.
@@ -97,6 +98,8 @@ def machine_key() -> str:
 
 PARITY_STEPS = 200
 """Teacher-forced steps of the parity check ``optimize=auto`` runs for every candidate."""
+TIMING_ROUNDS = 25
+"""Rounds of tick timings (each round times every candidate once at each batch size; medians are compared)."""
 
 
 def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int | None = None) -> dict:
@@ -133,25 +136,33 @@ def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int
             pass
     reference = engine.make_runner("eager")
     big = min(16, engine.max_slots)
-    results = []
+    results, timed = [], []
     for name in candidates:
         entry: dict = {"variant": name}
         t0 = time.perf_counter()
         try:
             runner = reference if name == "eager" else engine.make_runner(name)
-            state = SlotState(engine.model, engine.codec, big, engine.device, engine.dtype)
+            state = SlotState(engine.model, engine.codec, big, engine.device, runner.state_dtype)
             args = {b: engine.example_args(b, state) for b in (1, big)}
             runner.prepare({b: a[0] for b, a in args.items()}, {b: a[1] for b, a in args.items()})
             entry["build_s"] = round(time.perf_counter() - t0, 2)
             entry.update(parity(engine, reference, runner, steps=steps))
-            entry["tick_ms_b1"] = round(time_ticks(runner, *args[1]), 3)
-            entry[f"tick_ms_b{big}"] = round(time_ticks(runner, *args[big]), 3)
-            entry["score_ms"] = entry["tick_ms_b1"] + entry[f"tick_ms_b{big}"]
+            timed.append((entry, runner, args))
         except VariantUnavailable as exc:
             entry["unavailable"] = str(exc)
         except Exception as exc:  # a variant that fails to build or run is reported, never chosen
             entry["failed"] = f"{type(exc).__name__}: {exc}"[:500]
         results.append(entry)
+    # Timing rounds interleaved over the candidates (as asv does), so drift of a busy machine hits all alike.
+    samples = {id(entry): {1: [], big: []} for entry, _, _ in timed}
+    for _ in range(TIMING_ROUNDS):
+        for entry, runner, args in timed:
+            for b in (1, big):
+                samples[id(entry)][b].append(time_ticks(runner, *args[b], ticks=1))
+    for entry, _, _ in timed:
+        entry["tick_ms_b1"] = round(float(np.median(samples[id(entry)][1])), 3)
+        entry[f"tick_ms_b{big}"] = round(float(np.median(samples[id(entry)][big])), 3)
+        entry["score_ms"] = entry["tick_ms_b1"] + entry[f"tick_ms_b{big}"]
     passing = [e for e in results if e.get("identical")]
     chosen = min(passing, key=lambda e: e["score_ms"])["variant"] if passing else "eager"
     decision = {
