@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,6 +174,8 @@ def run_capacity(
                     ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
                     continue
                 run_dir = out / f"b{b}-c{n:03d}"
+                if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
+                    shutil.rmtree(run_dir)
                 t0 = time.monotonic()
                 run_benchmark(
                     [f"remote:url={servers[b].url},format={wire_format}"],
