@@ -134,7 +134,11 @@ class CustomBackend(Backend):
             choices=("auto", *ENGINE_VARIANTS),
         ),
         "slots": Option(
-            int, 64, "batched engine: most sessions stepped at once (more wait for a slot)", min=1
+            int,
+            0,
+            "batched engine: most sessions stepped at once, more wait for a slot (0 = 64, or fewer when their KV "
+            "caches would pass 2 GiB)",
+            min=0,
         ),
     }
 
@@ -216,7 +220,7 @@ class CustomBackend(Backend):
                 self.model,
                 frame_codec(self.codec),
                 self.silence_codes[0],
-                max_slots=o["slots"],
+                max_slots=o["slots"] or default_slots(self.model.config, self.dtype),
                 optimize=o["optimize"],
                 temperature=o["temperature"],
                 top_k=o["top_k"],
@@ -255,6 +259,14 @@ class CustomBackend(Backend):
         if self.engine is not None:
             self.engine.stop()
         self.codec = self.model = self.engine = None
+
+
+def default_slots(config, dtype, limit: int = 64, budget_bytes: int = 2 << 30) -> int:
+    """``limit`` slots, or as many as fit ``budget_bytes`` of KV caches (keys and values, every temporal layer)."""
+    import torch
+
+    per_slot = 2 * config.num_layers * config.context * config.dim * torch.finfo(dtype).bits // 8
+    return max(1, min(limit, budget_bytes // per_slot))
 
 
 def _turn_frames(backend: CustomBackend, max_answer_frames: int | None) -> tuple[int, int, int]:
