@@ -1,7 +1,8 @@
 """Parity of a variant against ``eager``, and ``optimize=auto``: the fastest fp32 variant that passes, cached.
 
 Parity drives the reference and the candidate with the same input (tone bursts and silence, two slots with
-different audio) for ``steps`` ticks. The candidate is teacher-forced: after each step both slots continue from
+different audio) for ``steps`` ticks; in the second half codebook 1 is forced to speech (as ``weights=random``
+runs do), so a trained model that would only listen to tones still exercises every codebook head and the decoder. The candidate is teacher-forced: after each step both slots continue from
 the *reference's* tokens, so one early difference does not make every later step differ and the agreement is a
 per-step figure. fp32 variants pass only with every token identical (``agreement == 1.0``); approximate variants
 (INT8, bf16, fp16) report their agreement and the largest difference of the decoded audio, and are never chosen
@@ -27,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from .fused_step import FORCE_SPEECH_ID
 from .slots import SlotState
 from .variants import AUTO_CANDIDATES, Runner, VariantUnavailable, cache_root, module_digest, time_ticks
 
@@ -61,6 +63,9 @@ def parity(engine, reference: Runner, candidate: Runner, steps: int = 200, slots
     max_audio_diff = 0.0
     with torch.inference_mode():
         for t in range(steps):
+            if t == steps // 2:  # the second half speaks: every codebook head and the decoder see speech tokens
+                for st in states:
+                    st.force[:slots] = FORCE_SPEECH_ID
             results = []
             for runner, st in zip((reference, candidate), states, strict=True):
                 tokens, frame = st.commit_step(runner.encode(st.step_inputs(signal[t], engine.sampling)))
