@@ -63,7 +63,9 @@ def parity(engine, reference: Runner, candidate: Runner, steps: int = 200, slots
     max_audio_diff = 0.0
     with torch.inference_mode():
         for t in range(steps):
-            if t == steps // 2:  # the second half speaks: every codebook head and the decoder see speech tokens
+            if (
+                t == steps // 2
+            ):  # the second half speaks: every codebook head and the decoder see speech tokens
                 for st in states:
                     st.force[:slots] = FORCE_SPEECH_ID
             results = []
