@@ -57,8 +57,8 @@ gate-baseline: install
 	$(BIN)/s2s-bench gate --save-baseline reports/runs/ci-gate --out $(GATE_BASELINE)
 
 lint: install
-	$(BIN)/ruff check harness backends custom_model suites tests
-	$(BIN)/ruff format --check harness backends custom_model suites tests
+	$(BIN)/ruff check harness backends custom_model suites tests benchmarks
+	$(BIN)/ruff format --check harness backends custom_model suites tests benchmarks
 
 clean:
 	rm -rf $(VENV) reports/runs

@@ -1,11 +1,17 @@
 """``custom``: our own streaming codec + RQ-Transformer S2S model (``custom_model/``), frame by frame.
 
-Each session runs one worker thread. ``push()`` hands audio to it; every complete 20 ms frame is encoded by the
-streaming codec encoder and fed to the temporal transformer (one step, KV cache), which answers with the system's
-tokens for that step. Once the user's turn is over the model keeps stepping (the microphone hears silence) as fast
-as it can. Every complete system frame that belongs to the answer is decoded by the streaming codec decoder and
-handed out at once through ``poll()``. Marks: ``first_token`` when the model emits its first non-silence token
-(codebook 1), ``first_audio`` with the first decoded audio chunk. The model itself decides when to answer.
+By default every session of a loaded backend is served by one :class:`custom_model.engine.Engine`: a thread that
+steps all live sessions together, one 20 ms frame each per tick (codec encode, temporal step, the depth loop over
+the codebooks, codec decode), with the step traced, compiled or exported as ``optimize=`` says (``auto``: the
+fastest variant that passes the parity check on this machine). ``push()`` hands audio to the engine; every
+complete 20 ms frame is encoded and fed to the model, which answers with the system's tokens for that step. Once
+the user's turn is over the session keeps stepping (the microphone hears silence) as fast as ticks go. Every
+complete system frame that belongs to the answer is decoded and handed out at once through ``poll()``. Marks:
+``first_token`` when the model emits its first non-silence token (codebook 1), ``first_audio`` with the first
+decoded audio chunk. The model itself decides when to answer.
+
+``engine=per-session`` keeps the previous path (one worker thread per session running ``StreamingGenerator`` and
+the codec's own stream), so both can be measured side by side in one run.
 
 ``weights=random`` builds the architecture of ``preset`` with random weights: the answer is forced to start right
 after the end of input and to last ``random_answer_s``, so the latency of the architecture is measured with a fixed
@@ -21,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BackendError, Option, OutputChunk, Session, ThreadedSession
+from harness.backend import Backend, BackendError, Option, OutputChunk, OutputQueue, Session, ThreadedSession
 from harness.hookspecs import hookimpl
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "custom_model" / "checkpoints"
@@ -29,6 +35,16 @@ DEFAULT_CODEC = CHECKPOINTS / "codec-small"
 DEFAULT_S2S = CHECKPOINTS / "s2s-small"
 CHECKPOINT_FILES = ("config.json", "model.pt")
 _END = object()
+ENGINE_VARIANTS = (
+    "eager",
+    "torchscript",
+    "compile",
+    "onnxruntime",
+    "int8",
+    "onnxruntime-int8",
+    "bf16",
+    "fp16",
+)
 
 
 def _missing_files(*folders: Path) -> list[str]:
@@ -104,12 +120,33 @@ class CustomBackend(Backend):
             "torch intra-op threads, process-wide (per-frame ops are tiny: 1 is fastest; 0 = leave as is)",
             min=0,
         ),
+        "engine": Option(
+            str,
+            "batched",
+            "batched: one engine steps all sessions together; per-session: one thread per session (the old path)",
+            choices=("batched", "per-session"),
+        ),
+        "optimize": Option(
+            str,
+            "auto",
+            "how the batched engine runs a tick: auto (fastest variant passing parity here, cached), eager, "
+            "torchscript, compile, onnxruntime, int8, onnxruntime-int8, bf16, fp16 (GPU)",
+            choices=("auto", *ENGINE_VARIANTS),
+        ),
+        "slots": Option(
+            int,
+            0,
+            "batched engine: most sessions stepped at once, more wait for a slot (0 = 64, or fewer when their KV "
+            "caches would pass 2 GiB)",
+            min=0,
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:
         super().__init__(**opts)
         self.codec = None
         self.model = None
+        self.engine = None
 
     @classmethod
     def weights_status(cls) -> tuple[bool | None, str]:
@@ -170,6 +207,37 @@ class CustomBackend(Backend):
             self.silence_codes = codec.encode(silence)[
                 :, :, -1
             ]  # [1, n_q]: what the codec makes of digital silence
+        if o["engine"] == "batched":
+            self.engine = self._start_engine()
+
+    def _start_engine(self):
+        from custom_model.engine import Engine, frame_codec
+        from custom_model.engine.variants import VariantUnavailable
+
+        o = self.opts
+        try:
+            engine = Engine(
+                self.model,
+                frame_codec(self.codec),
+                self.silence_codes[0],
+                max_slots=o["slots"] or default_slots(self.model.config, self.dtype),
+                optimize=o["optimize"],
+                temperature=o["temperature"],
+                top_k=o["top_k"],
+                device=self.device,
+                dtype=self.dtype,
+                threads=max(1, o["threads"]),
+            )
+        except VariantUnavailable as exc:
+            raise BackendError(f"custom: optimize={o['optimize']} cannot run here: {exc}") from None
+        engine.prepare()
+        return engine.start()
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        if self.engine is not None:
+            info["engine"] = {"variant": self.engine.variant, "slots": self.engine.max_slots}
+        return info
 
     def warmup(self) -> None:
         session = self.open_session(max_answer_frames=5)
@@ -183,25 +251,90 @@ class CustomBackend(Backend):
     def open_session(self, max_answer_frames: int | None = None) -> Session:
         if self.model is None:
             self.load()
+        if self.engine is not None:
+            return _EngineSession(self, max_answer_frames)
         return _CustomSession(self, max_answer_frames)
 
     def shutdown(self) -> None:
-        self.codec = self.model = None
+        if self.engine is not None:
+            self.engine.stop()
+        self.codec = self.model = self.engine = None
+
+
+def default_slots(config, dtype, limit: int = 64, budget_bytes: int = 2 << 30) -> int:
+    """``limit`` slots, or as many as fit ``budget_bytes`` of KV caches (keys and values, every temporal layer)."""
+    import torch
+
+    per_slot = 2 * config.num_layers * config.context * config.dim * torch.finfo(dtype).bits // 8
+    return max(1, min(limit, budget_bytes // per_slot))
+
+
+def _turn_frames(backend: CustomBackend, max_answer_frames: int | None) -> tuple[int, int, int]:
+    """(max answer, max wait, end silence) in frames, from the backend's options."""
+    rate = backend.model.config.frame_rate
+    o = backend.opts
+    answer_s = o["random_answer_s"] if backend.latency_only else o["max_answer_s"]
+    return (
+        max_answer_frames or max(1, int(round(answer_s * rate))),
+        int(round(o["max_wait_s"] * rate)),
+        max(1, int(round(o["end_silence_ms"] / 1000 * rate))),
+    )
+
+
+class _EngineSession(Session):
+    """A session served by the backend's engine: audio goes in through ``push``; the engine thread emits."""
+
+    def __init__(self, backend: CustomBackend, max_answer_frames: int | None = None) -> None:
+        from custom_model.engine import TurnPolicy
+
+        answer, wait, end = _turn_frames(backend, max_answer_frames)
+        policy = TurnPolicy(end, answer, wait, force_answer=backend.latency_only, seed=backend.opts["seed"])
+        self.output = OutputQueue()
+        self._audio_marked = False
+        self.inner = backend.engine.open(policy, self._emit)
+
+    def _emit(self, kind: str, payload: object) -> None:
+        if kind == "audio":
+            marks = () if self._audio_marked else ("first_audio",)
+            self._audio_marked = True
+            self.output.put(OutputChunk(audio=payload, marks=marks))
+        elif kind == "first_token":
+            self.output.put(OutputChunk(marks=("first_token",)))
+        elif kind == "done":
+            self.output.finish()
+        elif kind == "error":
+            self.output.fail(payload)
+
+    def push(self, pcm: np.ndarray) -> None:
+        pcm = np.asarray(pcm, dtype=np.float32)
+        if pcm.ndim != 1:
+            raise ValueError(f"custom: expected mono audio as a 1-D array but got shape {pcm.shape}")
+        self.inner.push(pcm)
+
+    def end_input(self) -> None:
+        self.inner.end_input()
+
+    def poll(self, timeout: float = 0.0) -> OutputChunk | None:
+        return self.output.poll(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.output.done
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class _CustomSession(ThreadedSession):
-    """The worker consumes input frames as they come, steps the model and emits decoded answer frames at once."""
+    """The per-session path (``engine=per-session``): the worker consumes input frames as they come, steps the model and emits decoded answer frames at once."""
 
     def __init__(self, backend: CustomBackend, max_answer_frames: int | None = None) -> None:
         super().__init__()
         self.backend = backend
         self.inbox: queue.Queue = queue.Queue()
-        rate = backend.model.config.frame_rate
-        o = backend.opts
-        answer_s = o["random_answer_s"] if backend.latency_only else o["max_answer_s"]
-        self.max_answer_frames = max_answer_frames or max(1, int(round(answer_s * rate)))
-        self.max_wait_frames = int(round(o["max_wait_s"] * rate))
-        self.end_silence_frames = max(1, int(round(o["end_silence_ms"] / 1000 * rate)))
+        self.max_answer_frames, self.max_wait_frames, self.end_silence_frames = _turn_frames(
+            backend, max_answer_frames
+        )
         self.start()
 
     def push(self, pcm: np.ndarray) -> None:

@@ -81,11 +81,12 @@ def test_weights_status_tells_whether_the_default_checkpoints_exist():
     assert str(DEFAULT_S2S) in detail
 
 
-def test_streaming_backend_equals_offline_pipeline(checkpoints):
+@pytest.mark.parametrize("engine", ["engine=batched,optimize=torchscript,slots=4", "engine=per-session"])
+def test_streaming_backend_equals_offline_pipeline(checkpoints, engine):
     codec_dir, s2s_dir = checkpoints
     audio = toy_wave(0.45, 300, 0)
     backend = create_backend(
-        f"custom:codec={codec_dir},s2s={s2s_dir},temperature=1.0,seed=7,max_answer_s=0.2,max_wait_s=0.2"
+        f"custom:codec={codec_dir},s2s={s2s_dir},temperature=1.0,seed=7,max_answer_s=0.2,max_wait_s=0.2,{engine}"
     )
     backend.load()
     streamed, marks = run_session(backend, audio, chunk=137)  # chunks that do not line up with frames
@@ -96,10 +97,13 @@ def test_streaming_backend_equals_offline_pipeline(checkpoints):
     assert marks.index("first_token") < marks.index("first_audio")
     again, _ = run_session(backend, audio, chunk=320)  # every session starts from the seed
     np.testing.assert_allclose(again, streamed, atol=1e-5)
+    backend.shutdown()
 
 
 def test_random_weights_mode_is_latency_only_with_a_fixed_answer_length(checkpoints):
-    backend = create_backend("custom:weights=random,preset=tiny,random_answer_s=0.3,seed=1")
+    backend = create_backend(
+        "custom:weights=random,preset=tiny,random_answer_s=0.3,seed=1,optimize=eager,slots=2"
+    )
     assert backend.latency_only and backend.describe()["latency_only"] is True
     backend.load()
     backend.warmup()
@@ -129,7 +133,7 @@ def test_codec_and_model_that_do_not_fit_are_refused(tmp_path, checkpoints):
 
 def test_stereo_input_is_refused_clearly(checkpoints):
     codec_dir, s2s_dir = checkpoints
-    backend = create_backend(f"custom:codec={codec_dir},s2s={s2s_dir}")
+    backend = create_backend(f"custom:codec={codec_dir},s2s={s2s_dir},optimize=eager,slots=2")
     backend.load()
     session = backend.open_session()
     with pytest.raises(ValueError, match="mono"):
@@ -140,7 +144,7 @@ def test_stereo_input_is_refused_clearly(checkpoints):
 def test_the_codec_shipped_with_the_s2s_checkpoint_is_the_default(tmp_path):
     s2s_dir = save_tiny_s2s(tmp_path / "s2s", card=64)
     save_tiny_codec(s2s_dir / "codec")
-    backend = create_backend(f"custom:s2s={s2s_dir}")
+    backend = create_backend(f"custom:s2s={s2s_dir},optimize=eager,slots=1")
     backend.load()
     assert backend.codec.codebook_size == 64
 
@@ -161,7 +165,7 @@ def test_passes_the_latency_suite_integrity_checks(checkpoints, tmp_path):
 
     codec_dir, s2s_dir = checkpoints
     root = Path(__file__).resolve().parents[1]
-    spec = f"custom:codec={codec_dir},s2s={s2s_dir},max_answer_s=0.3,seed=3"
+    spec = f"custom:codec={codec_dir},s2s={s2s_dir},max_answer_s=0.3,seed=3,optimize=eager,slots=2"
     proc = subprocess.run(
         [
             sys.executable,
@@ -195,3 +199,37 @@ def test_default_checkpoint_is_recorded_without_a_machine_path():
     from harness.registry import create_backend
 
     assert create_backend("custom").describe()["options"]["s2s"] == ""
+
+
+def test_a_variant_that_cannot_run_here_is_a_clear_backend_error(checkpoints):
+    codec_dir, s2s_dir = checkpoints
+    backend = create_backend(f"custom:codec={codec_dir},s2s={s2s_dir},optimize=bf16")
+    with pytest.raises(BackendError, match="optimize=bf16.*GPU"):
+        backend.load()
+
+
+def test_the_engine_serves_concurrent_sessions_through_the_backend(checkpoints):
+    """Three sessions at once through one backend get the answers they get one at a time."""
+    import threading
+
+    codec_dir, s2s_dir = checkpoints
+    backend = create_backend(
+        f"custom:codec={codec_dir},s2s={s2s_dir},temperature=1.0,seed=2,max_answer_s=0.2,max_wait_s=0.2,"
+        "optimize=eager,slots=4"
+    )
+    backend.load()
+    audios = [toy_wave(0.3 + 0.05 * i, 250 + 40 * i, i) for i in range(3)]
+    alone = [run_session(backend, a)[0] for a in audios]
+    together = [None] * 3
+
+    def run(i):
+        together[i] = run_session(backend, audios[i])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    backend.shutdown()
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

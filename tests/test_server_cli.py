@@ -125,8 +125,28 @@ def test_load_command_reports_a_table(tmp_path):
         == 0
     )
     report = json.loads((tmp_path / "load" / "load.json").read_text())
-    assert [lv["concurrency"] for lv in report["levels"]] == [1, 2]
-    assert all(lv["n_ok"] == lv["n"] and lv["errors"] == {} for lv in report["levels"])
-    assert report["capacity"] in (0, 1, 2)
+    (ramp,) = report["backends"]
+    assert ramp["backend"] == "loopback:delay_ms=20"
+    assert [lv["concurrency"] for lv in ramp["levels"]][:1] == [1]
+    assert all(lv["n_ok"] == lv["n"] and lv["errors"] == {} for lv in ramp["levels"])
+    assert ramp["capacity"] in (0, 1, 2)
     table = (tmp_path / "load" / "load.md").read_text()
-    assert "| 2 | 2/2 |" in table and "Capacity:" in table
+    assert "| 1 | loopback:delay_ms=20 | 1/1 |" in table and "capacity" in table
+
+
+def test_load_ramps_two_backends_side_by_side_and_prices_a_user_hour(tmp_path):
+    """A backend stops at its first level over budget; the other goes on; cost = price / capacity."""
+    from harness.cli import main
+
+    args = ["load", "--backend", "loopback:delay_ms=10", "--backend", "loopback:delay_ms=400"]
+    args += ["--levels", "1,2,3", "--rounds", "1", "--pacing", "fast", "--budget-ms", "200"]
+    args += ["--price-per-hour", "0.49", "--out", str(tmp_path / "load")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "load" / "load.json").read_text())
+    fast, slow = report["backends"]
+    assert [lv["concurrency"] for lv in slow["levels"]] == [1] and slow["capacity"] == 0
+    assert "p95 TTFA" in slow["stopped"] and slow["cost_per_user_hour"] is None
+    if fast["capacity"]:
+        assert fast["cost_per_user_hour"] == pytest.approx(0.49 / fast["capacity"])
+    table = (tmp_path / "load" / "load.md").read_text()
+    assert f"${0.49 / fast['capacity']:.4f} per user-hour" in table or fast["capacity"] == 0

@@ -32,18 +32,32 @@ class Sampling:
         return torch.Generator(device=device).manual_seed(int(self.seed))
 
 
+def inverse_cdf_sample(
+    logits: torch.Tensor, temperature: float, top_k: int, uniform: torch.Tensor
+) -> torch.Tensor:
+    """Token per row of ``logits`` (``[B, vocab]``) for ``uniform`` (``[B]``, in [0, 1)) by the inverse CDF.
+
+    Plain tensor ops (no ``torch.multinomial``), so the batched engine runs the same draw inside an exported or
+    compiled graph from uniforms drawn on the host by each session's own generator. A token with probability 0
+    is never drawn: token ``i`` is chosen when ``cdf[i - 1] <= u * total < cdf[i]``.
+    """
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+    threshold = uniform[:, None] * cdf[:, -1:]
+    return (cdf <= threshold).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
+
+
 def sample_token(
     logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Draw one token per row of ``logits`` (``[B, vocab]``, float32)."""
+    """Draw one token per row of ``logits`` (``[B, vocab]``, float32): one uniform per row from ``generator``."""
     if sampling.temperature <= 0:
         return logits.argmax(dim=-1)
-    logits = logits / sampling.temperature
-    if sampling.top_k > 0 and sampling.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, sampling.top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    uniform = torch.rand(logits.shape[0], generator=generator, device=logits.device)
+    return inverse_cdf_sample(logits, sampling.temperature, sampling.top_k, uniform)
 
 
 def constrain_first_codebook(logits: torch.Tensor, silence_id: int, force: str | None) -> torch.Tensor:

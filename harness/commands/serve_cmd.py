@@ -126,23 +126,40 @@ def run(args) -> int:
 def add_load_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "load",
-        help="load suite: ramp concurrent sessions against a server on 127.0.0.1 and report capacity",
-        description="Serve BACKEND on 127.0.0.1 (or use --url), ramp concurrent sessions through the `remote` "
-        "backend and report TTFA p50/p95, stalls and errors per level, and the largest number of sessions served "
-        "with p95 TTFA within --budget-ms and no stalls. Bounded: it stops by itself.",
+        help="capacity and cost: ramp concurrent users on one or more backends side by side until each breaks",
+        description="Serve each BACKEND on 127.0.0.1 (or measure --url), ramp concurrent sessions through the "
+        "`remote` backend and report TTFA p50/p95, stalls and errors per level. A backend's ramp stops at its first "
+        "level with p95 TTFA above --budget-ms, a stall or an error; its capacity is the last level within budget, "
+        "and with --price-per-hour the cost per user-hour. Several --backend are measured in one run, level by "
+        "level, taking turns. Bounded: it stops by itself.",
     )
     p.add_argument(
-        "--backend", default="loopback", metavar="SPEC", help="backend to serve (default loopback)"
+        "--backend",
+        action="append",
+        metavar="SPEC",
+        help="backend to serve (repeat to compare, e.g. --backend custom:engine=per-session --backend custom); "
+        "default loopback",
     )
     p.add_argument("--url", default=None, help="measure this running server instead (ws://HOST:PORT/ws)")
-    p.add_argument("--token", default=None, help="bearer token for the server")
-    p.add_argument("--levels", default="1,2,4,8,16", help="concurrency levels, comma-separated (1,2,4,8,16)")
+    p.add_argument("--token", default=None, help="bearer token for the server (with --url)")
+    p.add_argument(
+        "--levels",
+        default=None,
+        help="concurrency levels, comma-separated (1,2,4,8,16,24,32,48,64; --url: 1,2,4,8,16)",
+    )
     p.add_argument("--rounds", type=int, default=2, help="utterances per session slot and level (default 2)")
     p.add_argument("--data", default="synthetic-clips", help="dataset name or manifest .jsonl path")
+    p.add_argument("--split", default=None, help="only this split of the data (e.g. test)")
     p.add_argument("--budget-ms", type=float, default=500.0, help="p95 TTFA budget in ms (default 500)")
+    p.add_argument(
+        "--price-per-hour",
+        type=float,
+        default=None,
+        help="dollars per machine-hour: prints the cost per user-hour",
+    )
     p.add_argument("--pacing", choices=("realtime", "fast"), default="realtime")
     p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
-    p.add_argument("--max-total-s", type=float, default=600.0, help="stop ramping after this many seconds")
+    p.add_argument("--max-total-s", type=float, default=1800.0, help="stop ramping after this many seconds")
     p.add_argument(
         "--out", default="reports/runs/load", help="output folder (load.json, load.md, one run per level)"
     )
@@ -151,27 +168,50 @@ def add_load_parser(subparsers) -> None:
 
 def run_load(args) -> int:
     from ..backend import BackendError
-    from ..server.load import run_load_suite
 
     try:
-        levels = tuple(int(x) for x in args.levels.split(",") if x.strip())
-        report = run_load_suite(
-            args.backend,
-            url=args.url,
-            token=args.token,
-            levels=levels,
-            rounds=args.rounds,
-            data=args.data,
-            budget_ms=args.budget_ms,
-            pacing=args.pacing,
-            wire_format=args.format,
-            max_total_s=args.max_total_s,
-            out=args.out,
-            progress=True,
-        )
+        levels = tuple(int(x) for x in args.levels.split(",") if x.strip()) if args.levels else None
+        if args.url:
+            from ..server.load import DEFAULT_LEVELS, run_load_suite
+
+            report = run_load_suite(
+                url=args.url,
+                token=args.token,
+                levels=levels or DEFAULT_LEVELS,
+                rounds=args.rounds,
+                data=args.data,
+                budget_ms=args.budget_ms,
+                pacing=args.pacing,
+                wire_format=args.format,
+                max_total_s=args.max_total_s,
+                out=args.out,
+                progress=True,
+            )
+            print(report.table())
+            if args.price_per_hour and report.capacity:
+                print(
+                    f"cost: ${args.price_per_hour / report.capacity:.4f} per user-hour at ${args.price_per_hour:g}/h"
+                )
+        else:
+            from ..server.capacity import DEFAULT_RAMP, run_capacity
+
+            report = run_capacity(
+                args.backend or ["loopback"],
+                levels=levels or DEFAULT_RAMP,
+                rounds=args.rounds,
+                data=args.data,
+                split=args.split,
+                budget_ms=args.budget_ms,
+                pacing=args.pacing,
+                wire_format=args.format,
+                max_total_s=args.max_total_s,
+                price_per_hour=args.price_per_hour,
+                out=args.out,
+                progress=True,
+            )
+            print(report.table())
     except (ValueError, BackendError, ModuleNotFoundError) as exc:
         print(f"s2s-bench load: error: {exc}", file=sys.stderr)
         return 2
-    print(report.table())
     print(f"\nwritten: {args.out}/load.md, {args.out}/load.json")
     return 0

@@ -1,0 +1,181 @@
+"""The batched streaming codec interface the engine drives, and its implementation for today's SEANet codec.
+
+The engine never calls a codec's own ``streaming()`` object: it owns every slot's state and steps all slots as one
+batch per 20 ms tick. A codec plugs in by offering a :class:`FrameCodec`:
+
+- ``sample_rate`` (Hz), ``frame_size`` (samples per frame, e.g. 320), ``n_q`` (codebooks), ``codebook_size``;
+- ``encoder_state(batch_size, device) -> list[Tensor]`` and ``decoder_state(batch_size, device) -> list[Tensor]``:
+  a fresh stream's state as a flat list of tensors, **every tensor with the slot (batch) as dimension 0**;
+- ``encode_frame(pcm, state) -> (codes, new_state)``: ``pcm`` ``[B, frame_size]`` float32 -> ``codes``
+  ``[B, n_q]`` int64, one frame per slot;
+- ``decode_frame(codes, state) -> (pcm, new_state)``: ``codes`` ``[B, n_q]`` int64 in ``[0, codebook_size)`` ->
+  ``pcm`` ``[B, frame_size]`` float32.
+
+Rules that let the engine batch, export and compile it: the two step functions are pure (they return new state
+tensors and never write into the ones they were given), shapes depend only on ``B`` (no data-dependent control
+flow), rows never mix (slot ``i``'s output depends only on row ``i`` of the inputs and state), and the state of a
+fresh stream is the same for every slot, so the engine resets slot ``i`` by copying row 0 of a fresh state into
+it. Anything traceable by ``torch.jit.trace`` and ``torch.onnx.export`` qualifies (an iSTFT head, factorised
+codebooks, ...). ``tests/test_engine.py`` checks a codec against these rules (:func:`check_frame_codec`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+State = list[Tensor]
+
+
+@runtime_checkable
+class FrameCodec(Protocol):
+    """What the engine needs from a codec: one frame per slot per call, state as batch-first tensors."""
+
+    sample_rate: int
+    frame_size: int
+    n_q: int
+    codebook_size: int
+
+    def encoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State: ...
+
+    def decoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State: ...
+
+    def encode_frame(self, pcm: Tensor, state: State) -> tuple[Tensor, State]: ...
+
+    def decode_frame(self, codes: Tensor, state: State) -> tuple[Tensor, State]: ...
+
+
+def _flatten(tree, leaves: list[Tensor], lstm: bool = False):
+    """Nested lists/tuples of tensors (None allowed) -> spec; LSTM ``(h, c)`` ``[layers, B, H]`` go batch-first."""
+    if tree is None:
+        return None
+    if isinstance(tree, Tensor):
+        leaves.append(tree.transpose(0, 1) if lstm else tree)
+        return ("t", lstm)
+    if (
+        isinstance(tree, tuple)
+        and len(tree) == 2
+        and all(isinstance(t, Tensor) and t.dim() == 3 for t in tree)
+    ):
+        return ("tuple", [_flatten(t, leaves, lstm=True) for t in tree])
+    return (type(tree).__name__, [_flatten(t, leaves) for t in tree])
+
+
+def _unflatten(spec, leaves: list[Tensor], pos: list[int]):
+    if spec is None:
+        return None
+    kind, inner = spec
+    if kind == "t":
+        leaf = leaves[pos[0]]
+        pos[0] += 1
+        return leaf.transpose(0, 1).contiguous() if inner else leaf
+    items = [_unflatten(s, leaves, pos) for s in inner]
+    return tuple(items) if kind == "tuple" else items
+
+
+class SeanetFrameCodec(nn.Module):
+    """:class:`FrameCodec` for :class:`custom_model.codec.Codec` (SEANet + RVQ), weight norm folded in.
+
+    Wraps the codec's own streaming modules (``encoder.step`` / ``decoder.step``, proven equal to the offline
+    codec by ``tests/test_codec_streaming.py``), so its output is the codec's streaming output, frame by frame.
+    """
+
+    def __init__(self, codec) -> None:
+        super().__init__()
+        codec.quantizer._ensure_initialized()
+        self.codec = codec.inference_copy()
+        self.sample_rate = codec.sample_rate
+        self.frame_size = codec.frame_size
+        self.n_q = codec.n_q
+        self.codebook_size = codec.codebook_size
+        self._enc_spec = _flatten(self.codec.encoder.init_state(1, None), [])
+        self._dec_spec = _flatten(self.codec.decoder.init_state(1, None), [])
+
+    def encoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        leaves: list[Tensor] = []
+        _flatten(self.codec.encoder.init_state(batch_size, torch.device(device)), leaves)
+        return [t.contiguous() for t in leaves]
+
+    def decoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        leaves: list[Tensor] = []
+        _flatten(self.codec.decoder.init_state(batch_size, torch.device(device)), leaves)
+        return [t.contiguous() for t in leaves]
+
+    def encode_frame(self, pcm: Tensor, state: State) -> tuple[Tensor, State]:
+        nested = _unflatten(self._enc_spec, list(state), [0])
+        z, nested = self.codec.encoder.step(pcm[:, None, :], nested)
+        new_state: list[Tensor] = []
+        _flatten(nested, new_state)
+        return self._quantize(z[:, :, 0]), new_state
+
+    def _quantize(self, z: Tensor) -> Tensor:
+        """Latents ``[B, D]`` -> codes ``[B, n_q]``: the residual nearest-neighbour search of
+        :meth:`ResidualVectorQuantizer.encode`, without its once-only initialisation check (graphs need none)."""
+        residual = self.codec.quantizer.rvq.project_in(z.float())
+        codes = []
+        for cb in self.codec.quantizer._codebooks():
+            embed = cb.embed[0]
+            idx = ((embed * embed).sum(-1) - 2 * residual @ embed.t()).argmin(dim=-1)
+            codes.append(idx)
+            residual = residual - embed[idx]
+        return torch.stack(codes, dim=1)
+
+    def decode_frame(self, codes: Tensor, state: State) -> tuple[Tensor, State]:
+        nested = _unflatten(self._dec_spec, list(state), [0])
+        books = self.codec.quantizer._codebooks()
+        q = books[0].embed[0][codes[:, 0]]
+        for i in range(1, codes.shape[1]):
+            q = q + books[i].embed[0][codes[:, i]]
+        q = self.codec.quantizer.rvq.project_out(q)[:, :, None]  # [B, D, 1]
+        wav, nested = self.codec.decoder.step(q, nested)
+        new_state: list[Tensor] = []
+        _flatten(nested, new_state)
+        return wav[:, 0, :], new_state
+
+
+def frame_codec(codec) -> FrameCodec:
+    """The :class:`FrameCodec` of ``codec``: itself if it already is one (codec v2), else the SEANet adapter."""
+    if all(
+        hasattr(codec, name) for name in ("encode_frame", "decode_frame", "encoder_state", "decoder_state")
+    ):
+        return codec
+    return SeanetFrameCodec(codec)
+
+
+@torch.no_grad()
+def check_frame_codec(fc: FrameCodec, frames: int = 6, batch_size: int = 3, seed: int = 0) -> None:
+    """Raise AssertionError unless ``fc`` follows the interface's rules (shapes, dtypes, batch-first state,
+    no mixing of rows, pure steps)."""
+    gen = torch.Generator().manual_seed(seed)
+    pcm = 0.1 * torch.randn(frames, batch_size, fc.frame_size, generator=gen)
+    enc = fc.encoder_state(batch_size)
+    dec = fc.decoder_state(batch_size)
+    enc_one = fc.encoder_state(1)
+    dec_one = fc.decoder_state(1)
+    for state, one in ((enc, enc_one), (dec, dec_one)):
+        for t, t1 in zip(state, one, strict=True):
+            assert t.shape[0] == batch_size and t1.shape[0] == 1, (
+                f"state tensor {tuple(t.shape)} is not batch-first"
+            )
+            assert torch.equal(t, t1.expand_as(t)), "a fresh state must be the same for every slot"
+    for f in range(frames):
+        before = [t.clone() for t in enc]
+        codes, new_enc = fc.encode_frame(pcm[f], enc)
+        assert all(torch.equal(a, b) for a, b in zip(before, enc, strict=True)), (
+            "encode_frame wrote into its state"
+        )
+        assert codes.shape == (batch_size, fc.n_q) and codes.dtype == torch.int64, (
+            f"codes {tuple(codes.shape)}"
+        )
+        assert int(codes.min()) >= 0 and int(codes.max()) < fc.codebook_size
+        one, enc_one = fc.encode_frame(pcm[f, :1], enc_one)
+        assert torch.equal(one, codes[:1]), "slot 0's codes depend on the other slots"
+        wav, new_dec = fc.decode_frame(codes, dec)
+        assert wav.shape == (batch_size, fc.frame_size) and wav.dtype == torch.float32, (
+            f"pcm {tuple(wav.shape)}"
+        )
+        wav1, dec_one = fc.decode_frame(codes[:1], dec_one)
+        assert torch.allclose(wav1, wav[:1], atol=1e-5), "slot 0's audio depends on the other slots"
+        enc, dec = new_enc, new_dec

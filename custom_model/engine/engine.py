@@ -1,0 +1,379 @@
+"""The engine: one thread that steps every live session of a loaded model as one batch, tick after tick.
+
+Sessions join and leave at any tick (continuous batching, as vLLM does for text). Each session owns a slot of
+:class:`SlotState` (its KV ring, previous tokens, position, codec states and its own sampling generator) and a
+:class:`TurnTracker`. A tick takes one 20 ms frame from every *runnable* session: a listening session whose next
+input frame is complete, or an answering one (its input has ended: the microphone hears silence, and it runs
+ahead of real time as fast as ticks go, like the per-session path did). Runnable slots are stepped together;
+when they are not slots ``0 .. n-1`` their rows are gathered into a batch and the results written back, so a slot
+that is waiting for audio costs nothing. Batch sizes are rounded up to a prepared size (powers of two) so traced
+and compiled graphs are reused; the padding rows are unused slots whose results are thrown away.
+
+Rows never mix and every session draws from its own generator, so a session's tokens do not depend on who else
+is connected (``tests/test_engine.py``). The engine thread spends a tick in two native calls (with
+``optimize=onnxruntime``: one ONNX Runtime run each, which releases the GIL) plus a little bookkeeping, so the
+harness's clocks and a server's event loop stay responsive; ``benchmarks/`` measures how much of a tick holds the
+GIL.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from custom_model.s2s.generate import TurnTracker
+from custom_model.s2s.model import S2SModel
+
+from .codec_api import FrameCodec
+from .fused_step import FORCE_NONE, FORCE_SILENCE_ID, FORCE_SPEECH_ID, DecodeStep, EncodeStep, FusedS2SStep
+from .slots import SlotState
+from .variants import Runner, build_runner, module_digest, quantize_linears
+
+Emit = Callable[[str, object], None]
+"""``emit(kind, payload)``: ``("first_token", None)``, ``("audio", float32 array)``, ``("done", None)``,
+``("error", exception)``; called from the engine thread, must not block."""
+
+
+@dataclass
+class TurnPolicy:
+    """How one session's answer starts and ends, in frames; ``force_answer``: random-weights runs (the answer
+    is forced to start when the input ends and to last ``max_answer_frames``)."""
+
+    end_silence_frames: int = 2
+    max_answer_frames: int = 500
+    max_wait_frames: int = 150
+    force_answer: bool = False
+    seed: int | None = 0
+
+
+def prepared_sizes(max_slots: int) -> list[int]:
+    """Batch sizes graphs are prepared for: powers of two up to ``max_slots``, and ``max_slots`` itself."""
+    sizes, b = [], 1
+    while b < max_slots:
+        sizes.append(b)
+        b *= 2
+    return sizes + [max_slots]
+
+
+def build_graphs(
+    model: S2SModel,
+    codec: FrameCodec,
+    silence_codes: torch.Tensor,
+    variant: str,
+    temperature: float,
+    top_k: int,
+    dtype: torch.dtype,
+) -> tuple[EncodeStep, DecodeStep]:
+    """The two graphs of a tick for ``variant`` (``int8`` quantises a copy of the S2S step's linears)."""
+    if variant in ("bf16", "fp16"):
+        model = copy.deepcopy(model).to({"bf16": torch.bfloat16, "fp16": torch.float16}[variant])
+    elif dtype != torch.float32:
+        model = copy.deepcopy(model).to(dtype)
+    step = FusedS2SStep(model, temperature, top_k).eval()
+    if variant == "int8":
+        step = quantize_linears(copy.deepcopy(step))
+    return EncodeStep(step, codec).eval(), DecodeStep(codec, silence_codes, model.config.card).eval()
+
+
+class EngineSession:
+    """One conversation turn in the engine. ``push``/``end_input``/``close`` may be called from any thread."""
+
+    def __init__(self, engine: Engine, policy: TurnPolicy, emit: Emit) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.emit = emit
+        self.frame_size = engine.codec.frame_size
+        self._pending = np.zeros(0, np.float32)
+        self._frames: list[np.ndarray] = []
+        self.input_ended = False
+        self.closed = False
+        self.finished = False
+        self.slot: int | None = None
+        self.steps = 0
+        self.marked_token = False
+        self.tracker = TurnTracker(
+            engine.config.silence_id,
+            policy.end_silence_frames,
+            policy.max_answer_frames,
+            policy.max_wait_frames,
+        )
+
+    def push(self, pcm: np.ndarray) -> None:
+        pcm = np.asarray(pcm, dtype=np.float32)
+        if pcm.ndim != 1:
+            raise ValueError(f"expected mono audio as a 1-D array but got shape {pcm.shape}")
+        with self.engine.cond:
+            if self.input_ended:
+                raise RuntimeError("push() after end_input(): this turn's input is over")
+            pending = np.concatenate([self._pending, pcm])
+            usable = pending.size - pending.size % self.frame_size
+            self._frames.extend(pending[:usable].reshape(-1, self.frame_size))
+            self._pending = pending[usable:]
+            self.engine.cond.notify_all()
+
+    def end_input(self) -> None:
+        with self.engine.cond:
+            if self._pending.size:
+                self._frames.append(np.pad(self._pending, (0, self.frame_size - self._pending.size)))
+                self._pending = np.zeros(0, np.float32)
+            self.input_ended = True
+            self.engine.cond.notify_all()
+
+    def close(self) -> None:
+        with self.engine.cond:
+            self.closed = True
+            self.engine.cond.notify_all()
+
+    # -- engine thread only (under the engine's lock) ----------------------------------------------------------
+    def runnable(self) -> bool:
+        return not self.finished and not self.closed and (bool(self._frames) or self.input_ended)
+
+    def take_frame(self) -> tuple[np.ndarray | None, bool]:
+        """(the next input frame or None for silence after the input, whether input has ended for this step)."""
+        if self._frames:
+            return self._frames.pop(0), False
+        return None, True
+
+
+class Engine:
+    """Steps every live session of one model as one batch per tick, in its own thread.
+
+    ``optimize`` is a variant of :mod:`.variants` or ``auto`` (the fastest fp32 variant that passes the parity
+    check on this machine, decided once and cached: :func:`custom_model.engine.select.choose_variant`).
+    """
+
+    def __init__(
+        self,
+        model: S2SModel,
+        codec: FrameCodec,
+        silence_codes: torch.Tensor,
+        *,
+        max_slots: int = 64,
+        optimize: str = "auto",
+        temperature: float = 0.0,
+        top_k: int = 0,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        threads: int = 1,
+    ) -> None:
+        if max_slots < 1:
+            raise ValueError(f"Expected max_slots >= 1 but got {max_slots}")
+        self.model = model
+        self.codec = codec
+        self.config = model.config
+        self.silence_codes = silence_codes
+        self.max_slots = max_slots
+        self.temperature = float(temperature)
+        self.top_k = int(top_k)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.threads = threads
+        self.sampling = self.temperature > 0
+        self.selection: dict | None = None
+        if optimize == "auto":
+            from .select import choose_variant
+
+            self.selection = choose_variant(self)
+            optimize = self.selection["chosen"]
+        self.variant = optimize
+        self.runner = self.make_runner(optimize)
+        self.state = SlotState(model, codec, max_slots, self.device, self.runner.state_dtype)
+        self.sizes = prepared_sizes(max_slots)
+        self.cond = threading.Condition()
+        self.live: list[EngineSession] = []  # live[i] sits in slot i
+        self.waiting: list[EngineSession] = []
+        self.ticks = 0
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    # -- building ----------------------------------------------------------------------------------------------
+    def make_runner(self, variant: str) -> Runner:
+        encode, decode = build_graphs(
+            self.model, self.codec, self.silence_codes, variant, self.temperature, self.top_k, self.dtype
+        )
+        extra = f"{variant}|{self.temperature}|{self.top_k}|{torch.__version__}|{_ort_version()}|{self.dtype}"
+        digest = module_digest(encode, decode, extra=extra)
+        runner = build_runner(variant, encode, decode, self.device, digest, self.threads)
+        runner.state_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(variant, self.dtype)
+        return runner
+
+    def example_args(self, size: int, state: SlotState | None = None):
+        state = state or self.state
+        pcm = torch.zeros(size, self.codec.frame_size, device=self.device)
+        enc = state.step_inputs(pcm, self.sampling)
+        frame = torch.full(
+            (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
+        )
+        dec = state.decode_inputs(frame, torch.ones(size, dtype=torch.bool, device=self.device))
+        return enc, dec
+
+    def prepare(self) -> None:
+        """Build every prepared batch size's graphs (tracing, compiling, exporting), off the clock."""
+        enc, dec = {}, {}
+        for size in self.sizes:
+            enc[size], dec[size] = self.example_args(size)
+        self.runner.prepare(enc, dec)
+
+    # -- sessions ----------------------------------------------------------------------------------------------
+    def open(self, policy: TurnPolicy, emit: Emit) -> EngineSession:
+        session = EngineSession(self, policy, emit)
+        with self.cond:
+            if self.error is not None:  # checked under the lock the failing thread takes to tell its sessions
+                raise RuntimeError(f"the engine thread failed: {self.error!r}") from self.error
+            self.waiting.append(session)
+            self.cond.notify_all()
+        return session
+
+    def start(self) -> Engine:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="s2s-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        with self.cond:
+            self._stop = True
+            self.cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def _admit_and_free(self) -> None:
+        """Under the lock: drop finished/closed sessions (the last one moves into the hole), admit waiting ones."""
+        i = 0
+        while i < len(self.live):
+            s = self.live[i]
+            if s.finished or s.closed:
+                last = len(self.live) - 1
+                if i != last:
+                    self.state.move(last, i)
+                    self.live[i] = self.live[last]
+                    self.live[i].slot = i
+                self.live.pop()
+                s.slot = None
+                if s.closed and not s.finished:
+                    s.finished = True
+                    s.emit("done", None)
+            else:
+                i += 1
+        while self.waiting and len(self.live) < self.max_slots:
+            s = self.waiting.pop(0)
+            if s.closed:
+                s.finished = True
+                s.emit("done", None)
+                continue
+            s.slot = len(self.live)
+            self.live.append(s)
+            self.state.reset(s.slot, s.policy.seed)
+
+    def _loop(self) -> None:
+        try:
+            with torch.inference_mode():
+                while True:
+                    with self.cond:
+                        while True:
+                            if self._stop:
+                                return
+                            self._admit_and_free()
+                            batch = [s for s in self.live if s.runnable()]
+                            if batch:
+                                break
+                            self.cond.wait(0.5)
+                        frames = [s.take_frame() for s in batch]
+                    self.tick(batch, frames)
+        except BaseException as exc:  # every open session learns of it
+            with self.cond:
+                self.error = exc
+                for s in self.live + self.waiting:
+                    if not s.finished:
+                        s.finished = True
+                        s.emit("error", exc)
+
+    def _rows(self, slots: list[int]) -> tuple[int, torch.Tensor | None]:
+        """Prepared batch size for ``slots`` and the gather index (None: use the views ``[:size]``).
+
+        Views serve when the slots are ``0 .. n-1`` and the padding rows up to the prepared size hold no live
+        session; otherwise the rows are gathered and padded with repeats of the first slot (rows never mix, so
+        a repeat computes the same thing and only the first ``n`` rows are written back).
+        """
+        n = len(slots)
+        size = next(b for b in self.sizes if b >= n)
+        if slots == list(range(n)) and (size == n or len(self.live) <= n):
+            return size, None
+        return size, torch.tensor(slots + [slots[0]] * (size - n), device=self.device)
+
+    def tick(self, batch: list[EngineSession], frames: list[tuple[np.ndarray | None, bool]]) -> None:
+        """One step of every session in ``batch`` with its frame (None: silence after the input)."""
+        st, c = self.state, self.config
+        slots = [s.slot for s in batch]
+        size, rows = self._rows(slots)
+        pcm = np.zeros((size, self.codec.frame_size), np.float32)
+        for i, (frame, _) in enumerate(frames):
+            if frame is not None:
+                pcm[i] = frame
+        for i, (s, (_, ended)) in enumerate(zip(batch, frames, strict=True)):
+            s.tracker.input_ended = ended or s.tracker.input_ended
+            force = FORCE_NONE
+            if s.policy.force_answer:
+                force = FORCE_SPEECH_ID if ended else FORCE_SILENCE_ID
+            st.force[slots[i]] = force
+        pcm_t = torch.from_numpy(pcm).to(self.device)
+        if rows is None:
+            tokens, frame = st.commit_step(self.runner.encode(st.step_inputs(pcm_t, self.sampling)))
+        else:
+            outputs = self.runner.encode(st.step_inputs_rows(pcm_t, rows, self.sampling))
+            tokens, frame = st.commit_step_rows(outputs, rows, len(batch))
+        self.ticks += 1
+        tokens_l = tokens[: len(batch)].tolist()
+        frame_l = frame[: len(batch)].tolist()
+        decode: list[int] = []
+        for i, s in enumerate(batch):
+            s.steps += 1
+            if not s.marked_token and tokens_l[i][0] != c.silence_id:
+                s.marked_token = True
+                s.emit("first_token", None)
+            if s.steps > 1 and s.tracker.observe(frame_l[i][0]):
+                decode.append(i)
+            elif s.tracker.ended:
+                s.finished = True
+                s.emit("done", None)
+        if decode:
+            self._decode(batch, slots, decode, frame)
+
+    def _decode(self, batch, slots, decode: list[int], frame: torch.Tensor) -> None:
+        st = self.state
+        dslots = [slots[i] for i in decode]
+        size, rows = self._rows(dslots)
+        frames = torch.full(
+            (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
+        )
+        frames[: len(decode)] = frame[decode]
+        keep = torch.ones(size, dtype=torch.bool, device=self.device)
+        if rows is None:
+            pcm = st.commit_decode(self.runner.decode(st.decode_inputs(frames, keep)))
+        else:
+            outputs = self.runner.decode(st.decode_inputs_rows(frames, keep, rows))
+            pcm = st.commit_decode_rows(outputs, rows, len(decode))
+        audio = pcm[: len(decode)].float().cpu().numpy()
+        for j, i in enumerate(decode):
+            s = batch[i]
+            s.emit("audio", audio[j].copy())
+            if s.tracker.ended:
+                s.finished = True
+                s.emit("done", None)
+
+
+def _ort_version() -> str:
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ModuleNotFoundError:
+        return "none"

@@ -1,0 +1,224 @@
+"""Capacity and cost: ramp concurrent users on one or more backends, side by side in one run, until each breaks.
+
+Each backend is served on 127.0.0.1 (one server each, all loaded before anything is timed) and measured through
+the ``remote`` backend, so every number is the harness's own clock on the client side of the socket. Levels run
+in order; at each level the backends still ramping take turns (the order alternates from level to level, so slow
+drift of the machine hits both alike), one at a time, so they never compete for the CPU. A backend stops at its
+first level that is not *within budget* (p95 TTFA above ``budget_ms``, a stall, or an error); its capacity is the
+last level that was (see :class:`harness.server.load.LoadLevel`). With ``price_per_hour`` (what the machine costs,
+e.g. 0.49 for an A6000 hour) the cost per user-hour is ``price_per_hour / capacity``.
+
+Levels need more utterances than the data may have: an utterance is repeated under a new id (``<id>#r<k>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .load import LoadLevel, measure_level
+
+DEFAULT_RAMP = (1, 2, 4, 8, 16, 24, 32, 48, 64)
+
+
+@dataclass
+class BackendCapacity:
+    """One backend's ramp: its levels, its capacity (users) and why the ramp stopped."""
+
+    backend: str
+    levels: list[LoadLevel] = field(default_factory=list)
+    capacity: int = 0
+    stopped: str | None = None
+    engine: dict | None = None
+
+    def cost_per_user_hour(self, price_per_hour: float | None) -> float | None:
+        if price_per_hour is None or self.capacity == 0:
+            return None
+        return price_per_hour / self.capacity
+
+
+@dataclass
+class CapacityReport:
+    budget_ms: float
+    pacing: str
+    data: str
+    price_per_hour: float | None
+    backends: list[BackendCapacity]
+    machine: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for b, entry in zip(self.backends, d["backends"], strict=True):
+            entry["cost_per_user_hour"] = b.cost_per_user_hour(self.price_per_hour)
+        return d
+
+    def table(self) -> str:
+        """Markdown: one row per level and backend, then a capacity (and cost) line per backend."""
+        fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+        rows = [
+            "| users | backend | ok/n | TTFA p50 ms | TTFA p95 ms | stalls (utts) | errors | within budget |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        levels = sorted({lv.concurrency for b in self.backends for lv in b.levels})
+        for n in levels:
+            for b in self.backends:
+                lv = next((x for x in b.levels if x.concurrency == n), None)
+                if lv is None:
+                    continue
+                errors = ", ".join(f"{k} {v}" for k, v in sorted(lv.errors.items())) or "0"
+                rows.append(
+                    f"| {n} | {b.backend} | {lv.n_ok}/{lv.n} | {fmt(lv.ttfa_p50_ms)} | {fmt(lv.ttfa_p95_ms)} | "
+                    f"{lv.stalls} ({lv.stalled_utterances}) | {errors} | {'yes' if lv.within(self.budget_ms) else 'no'} |"
+                )
+        rows.append("")
+        for b in self.backends:
+            top = max((lv.concurrency for lv in b.levels), default=0)
+            at_least = "at least " if b.capacity and b.capacity == top and not b.stopped else ""
+            line = f"- `{b.backend}`: capacity {at_least}**{b.capacity}** users"
+            cost = b.cost_per_user_hour(self.price_per_hour)
+            if self.price_per_hour is not None:
+                line += (
+                    f", **${cost:.4f} per user-hour** at ${self.price_per_hour:g}/h"
+                    if cost is not None
+                    else f", no cost per user-hour (capacity 0) at ${self.price_per_hour:g}/h"
+                )
+            if b.engine:
+                line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots)"
+            if b.stopped:
+                line += f"; stopped: {b.stopped}"
+            rows.append(line)
+        rows.append(
+            f"\nWithin budget: p95 TTFA <= {self.budget_ms:g} ms, no stalls, no errors, at that level and every "
+            f"level below ({self.pacing} pacing, {self.data})."
+        )
+        return "\n".join(rows)
+
+
+def _repeat(utts: list, count: int) -> list:
+    """``count`` utterances cycling through ``utts``; repeats get new ids so every one is its own job."""
+    out = []
+    for i in range(count):
+        u = utts[i % len(utts)]
+        k = i // len(utts)
+        out.append(u if k == 0 else dataclasses.replace(u, id=f"{u.id}#r{k}"))
+    return out
+
+
+def run_capacity(
+    backends: list[str],
+    *,
+    levels: tuple[int, ...] = DEFAULT_RAMP,
+    rounds: int = 2,
+    data: str = "synthetic-clips",
+    split: str | None = None,
+    budget_ms: float = 500.0,
+    pacing: str = "realtime",
+    wire_format: str = "pcm16",
+    timeout_s: float = 30.0,
+    max_total_s: float = 1800.0,
+    price_per_hour: float | None = None,
+    out: str | Path = "reports/runs/load",
+    progress: bool = False,
+) -> CapacityReport:
+    """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``."""
+    from ..backend import BackendSpec
+    from ..data import load_utterances
+    from ..results import machine_info
+    from ..runner import run_benchmark
+    from .limits import ServerLimits
+    from .serving import ServerThread, load_backend
+
+    if not backends:
+        raise ValueError("Expected at least one --backend")
+    if not levels or any(n < 1 for n in levels):
+        raise ValueError(f"Expected concurrency levels >= 1 but got {levels!r}")
+    if rounds < 1:
+        raise ValueError(f"Expected rounds >= 1 but got {rounds!r}")
+    if price_per_hour is not None and price_per_hour <= 0:
+        raise ValueError(
+            f"Expected --price-per-hour > 0 (dollars per machine-hour) but got {price_per_hour!r}"
+        )
+    levels = tuple(sorted(set(levels)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kw = {"split": split} if split else {}
+    utts = load_utterances(data, **kw)
+    if not utts:
+        raise ValueError(f"No utterances in {data!r}" + (f" (split {split})" if split else ""))
+    servers, ramps, keys, loaded = [], [], [], []
+    try:
+        for spec in backends:
+            backend = load_backend(spec)
+            loaded.append(backend)
+            engine = getattr(backend, "engine", None)
+            info = {"variant": engine.variant, "slots": engine.max_slots} if engine is not None else None
+            server = ServerThread(backend, ServerLimits(max_sessions=max(levels) + 4)).start()
+            servers.append(server)
+            remote = f"remote:url={server.url},format={wire_format}"
+            keys.append(str(BackendSpec.parse(remote)))
+            ramps.append(BackendCapacity(backend=spec, engine=info))
+        t_start = time.monotonic()
+        for index, n in enumerate(levels):
+            order = list(range(len(ramps)))
+            if index % 2:
+                order.reverse()
+            for b in order:
+                ramp = ramps[b]
+                if ramp.stopped:
+                    continue
+                if time.monotonic() - t_start > max_total_s:
+                    ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
+                    continue
+                run_dir = out / f"b{b}-c{n:03d}"
+                if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
+                    shutil.rmtree(run_dir)
+                t0 = time.monotonic()
+                run_benchmark(
+                    [f"remote:url={servers[b].url},format={wire_format}"],
+                    data,
+                    utterances=_repeat(utts, rounds * n),
+                    pacing=pacing,
+                    concurrency=n,
+                    timeout_s=timeout_s,
+                    out=run_dir,
+                    suite="load",
+                    save_audio=False,
+                    progress=progress,
+                )
+                level = measure_level(run_dir, keys[b], n, time.monotonic() - t0)
+                ramp.levels.append(level)
+                if level.within(budget_ms):
+                    ramp.capacity = n
+                else:
+                    why = []
+                    if level.ttfa_p95_ms is None or level.ttfa_p95_ms > budget_ms:
+                        why.append(f"p95 TTFA {fmt_ms(level.ttfa_p95_ms)} > {budget_ms:g} ms")
+                    if level.stalls:
+                        why.append(f"{level.stalls} stalls")
+                    if level.n_failed:
+                        why.append(f"{level.n_failed} errors")
+                    ramp.stopped = f"{', '.join(why) or 'not within budget'} at {n} users"
+    finally:
+        for server in servers:
+            server.stop()
+        for backend in loaded:
+            backend.shutdown()
+    report = CapacityReport(
+        budget_ms=budget_ms,
+        pacing=pacing,
+        data=data + (f" ({split})" if split else ""),
+        price_per_hour=price_per_hour,
+        backends=ramps,
+        machine=machine_info(),
+    )
+    (out / "load.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    (out / "load.md").write_text(report.table() + "\n", encoding="utf-8")
+    return report
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"

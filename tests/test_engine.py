@@ -1,0 +1,217 @@
+"""The batched engine with tiny *random* models: exact against the per-session path, batching-invariant, variants
+in parity, sessions joining and leaving at any tick, and the codec interface it expects."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from s2s_fixtures import toy_wave
+
+from custom_model.codec import Codec, CodecConfig
+from custom_model.engine import Engine, TurnPolicy, check_frame_codec, frame_codec
+from custom_model.engine.select import parity, parity_signal
+from custom_model.engine.slots import SlotState
+from custom_model.engine.variants import VariantUnavailable
+from custom_model.s2s import S2SModel, Sampling, StreamingGenerator, config_preset
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the per-frame ops are tiny: more threads only spin on a busy machine
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig.preset("tiny", codebook_size=64, lstm_layers=1)).eval()
+    codec.quantizer.init_random_()
+    model = S2SModel(config_preset("tiny", card=64, context=16)).eval()
+    with torch.no_grad():  # sharper logits than the 0.02 init, so greedy choices are not near-ties
+        for head in model.heads:
+            head.weight.mul_(20)
+    fc = frame_codec(codec)
+    silence = codec.encode(torch.zeros(1, 1, 320 * 16))[0, :, -1]
+    yield codec, model, fc, silence
+    torch.set_num_threads(threads)
+
+
+def make_engine(tiny, optimize="eager", **kw) -> Engine:
+    _, model, fc, silence = tiny
+    return Engine(model, fc, silence, optimize=optimize, **kw)
+
+
+def test_the_seanet_codec_satisfies_the_frame_codec_interface(tiny):
+    check_frame_codec(tiny[2])
+
+
+def test_frame_codec_equals_the_codecs_own_stream(tiny):
+    codec, _, fc, _ = tiny
+    wav = torch.from_numpy(toy_wave(0.3, 300, 0))[None, None]
+    wav = wav[..., : wav.shape[-1] // 320 * 320]
+    stream = codec.streaming(1)
+    expected = stream.encode_step(wav)
+    state = fc.encoder_state(1)
+    got = []
+    for f in range(wav.shape[-1] // 320):
+        codes, state = fc.encode_frame(wav[0, :, f * 320 : (f + 1) * 320], state)
+        got.append(codes)
+    assert torch.equal(torch.stack(got, dim=2), expected)
+    dec_state = fc.decoder_state(1)
+    pcm = []
+    for f in range(expected.shape[-1]):
+        out, dec_state = fc.decode_frame(expected[:, :, f], dec_state)
+        pcm.append(out)
+    np.testing.assert_allclose(
+        torch.cat(pcm, 1)[0].numpy(), stream.decode_step(expected)[0, 0].numpy(), atol=1e-5
+    )
+
+
+def drive_state(engine: Engine, signal: np.ndarray, slot_of: list[int], slots: int) -> torch.Tensor:
+    """Step a fresh SlotState of ``slots`` rows where session ``i`` sits in row ``slot_of[i]``; tokens per step."""
+    st = SlotState(engine.model, engine.codec, slots)
+    for i, row in enumerate(slot_of):
+        st.reset(row, 100 + i)
+    out = []
+    for t in range(signal.shape[0]):
+        pcm = torch.zeros(slots, signal.shape[2])
+        for i, row in enumerate(slot_of):
+            pcm[row] = torch.from_numpy(signal[t, i])
+        tokens, _ = st.commit_step(engine.runner.encode(st.step_inputs(pcm, engine.sampling)))
+        out.append(torch.stack([tokens[row] for row in slot_of]))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_engine_step_equals_the_per_session_generator(tiny, temperature):
+    """Greedy and sampled (same seed): the engine's fused step gives the per-session path's tokens, 220 steps,
+    ring cache wrapping (context 16)."""
+    codec, model, fc, _ = tiny
+    engine = make_engine(tiny, temperature=temperature, max_slots=2)
+    signal = parity_signal(220, 320, slots=1)
+    got = drive_state(engine, signal, [0], 1)[:, 0]
+    stream = codec.streaming(1)
+    gen = StreamingGenerator(model, 1, Sampling(temperature=temperature, seed=100))
+    with torch.inference_mode():
+        expected = torch.cat(
+            [
+                gen.step(stream.encode_step(torch.from_numpy(signal[t, 0])[None, None])[:, :, 0])
+                for t in range(220)
+            ]
+        )
+    assert (expected[:, 0] != model.config.silence_id).any()
+    assert torch.equal(got, expected)
+
+
+def test_a_sessions_tokens_do_not_depend_on_who_else_is_in_the_batch(tiny):
+    engine = make_engine(tiny, temperature=1.0, top_k=8, max_slots=8)
+    signal = parity_signal(60, 320, slots=3)
+    alone = drive_state(engine, signal[:, :1], [0], 1)
+    batched = drive_state(engine, signal, [5, 2, 0], 8)  # other slots, other neighbours, idle rows between
+    assert torch.equal(alone[:, 0], batched[:, 0])
+
+
+def run_engine_sessions(engine: Engine, audios, starts_s, policy_kw) -> list[np.ndarray]:
+    """Open one session per audio at its start time (realtime-ish pushes of 20 ms), collect each answer."""
+    outputs = [[] for _ in audios]
+    done = [threading.Event() for _ in audios]
+
+    def client(i):
+        time.sleep(starts_s[i])
+
+        def emit(kind, payload, i=i):
+            if kind == "audio":
+                outputs[i].append(payload)
+            elif kind in ("done", "error"):
+                assert kind == "done", payload
+                done[i].set()
+
+        session = engine.open(TurnPolicy(**policy_kw), emit)
+        for k in range(0, audios[i].size, 320):
+            session.push(audios[i][k : k + 320])
+            time.sleep(0.002)
+        session.end_input()
+        assert done[i].wait(60), "session did not finish"
+        session.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(audios))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    return [np.concatenate(o) if o else np.zeros(0, np.float32) for o in outputs]
+
+
+def test_sessions_join_and_leave_at_any_tick_with_the_answer_they_get_alone(tiny):
+    policy = dict(end_silence_frames=2, max_answer_frames=12, max_wait_frames=10, force_answer=True, seed=5)
+    audios = [toy_wave(0.3 + 0.1 * i, 200 + 50 * i, i) for i in range(4)]
+    alone = []
+    for audio in audios:
+        engine = make_engine(tiny, temperature=1.0, max_slots=4).start()
+        alone.append(run_engine_sessions(engine, [audio], [0.0], policy)[0])
+        engine.stop()
+    engine = make_engine(tiny, temperature=1.0, max_slots=3).start()  # 4 sessions, 3 slots: one waits
+    together = run_engine_sessions(engine, audios, [0.0, 0.03, 0.05, 0.2], policy)
+    engine.stop()
+    for a, b in zip(alone, together, strict=True):
+        assert a.size == 12 * 320
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["torchscript", "onnxruntime"])
+def test_fp32_variants_give_tokens_identical_to_eager_over_200_steps(tiny, variant, tmp_path, monkeypatch):
+    monkeypatch.setenv("S2S_BENCH_CACHE", str(tmp_path))
+    engine = make_engine(tiny, max_slots=2)
+    try:
+        candidate = engine.make_runner(variant)
+    except VariantUnavailable as exc:
+        pytest.skip(str(exc))
+    result = parity(engine, engine.runner, candidate, steps=200)
+    assert result["identical"], result
+    assert result["max_audio_diff"] < 1e-3
+
+
+def test_int8_variant_reports_agreement_and_differs_from_eager(tiny):
+    engine = make_engine(tiny, max_slots=2)
+    result = parity(engine, engine.runner, engine.make_runner("int8"), steps=40)
+    assert 0.2 < result["token_agreement"] <= 1.0
+    assert result["max_audio_diff"] >= 0.0
+
+
+def test_gpu_only_variants_refuse_a_cpu_clearly(tiny):
+    with pytest.raises(VariantUnavailable, match="GPU"):
+        make_engine(tiny, optimize="bf16")
+
+
+def test_auto_picks_a_passing_fp32_variant_and_caches_the_decision(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("S2S_BENCH_CACHE", str(tmp_path))
+    from custom_model.engine import select
+
+    monkeypatch.setattr(select, "AUTO_CANDIDATES", ("eager", "torchscript"))
+    monkeypatch.setattr(select, "PARITY_STEPS", 40)  # the 200-step parity of each variant is tested above
+    calls = []
+    real = select.parity
+    monkeypatch.setattr(select, "parity", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, model, fc, silence = tiny
+    first = Engine(model, fc, silence, optimize="auto", max_slots=2)
+    assert first.variant in ("eager", "torchscript")
+    decision = first.selection
+    assert {c["variant"] for c in decision["candidates"]} == {"eager", "torchscript"}
+    assert all(c["identical"] for c in decision["candidates"])
+    files = list((tmp_path / "engine").glob("auto-*.json"))
+    assert len(files) == 1
+    n_calls = len(calls)
+    again = Engine(model, fc, silence, optimize="auto", max_slots=2)
+    assert again.variant == first.variant and again.selection["cached"] == str(files[0])
+    assert len(calls) == n_calls  # read from the cache: no second parity run
+
+
+def test_the_bf16_gpu_path_runs_on_cpu_as_far_as_it_can(tiny):
+    """``optimize=bf16`` on a GPU is eager with weights and KV caches in bf16: run that path here (no GPU)."""
+    _, model, fc, silence = tiny
+    engine = Engine(model, fc, silence, optimize="eager", dtype=torch.bfloat16, max_slots=2)
+    assert engine.state.keys.dtype == torch.bfloat16
+    result = parity(
+        make_engine(tiny, max_slots=2), make_engine(tiny, max_slots=2).runner, engine.runner, steps=30
+    )
+    assert result["token_agreement"] > 0.2  # bf16 rounds: close to, not equal to, fp32
