@@ -23,7 +23,7 @@ SPEECH_END_TOLERANCE_S = 1e-6
 def _run_utterances(meta: dict) -> tuple[list[Any] | None, str]:
     """The run's utterances, or (None, why not) when they cannot be loaded here or are not the run's."""
     from .data import load_utterances
-    from .runner import _data_identity
+    from .run_folder import data_identity_of_run
 
     data = meta.get("data") or {}
     name = data.get("name")
@@ -33,7 +33,7 @@ def _run_utterances(meta: dict) -> tuple[list[Any] | None, str]:
         utts = load_utterances(name, split=data.get("split"), limit=data.get("limit"))
     except Exception as exc:  # noqa: BLE001 - a missing corpus only means the speech ends cannot be re-derived
         return None, f"data {name!r} cannot be loaded here ({exc})"
-    ident = _data_identity(name, data.get("split"), data.get("limit"), utts)
+    ident = data_identity_of_run(name, data.get("split"), data.get("limit"), utts)
     if data.get("ids_sha256") and ident["ids_sha256"] != data["ids_sha256"]:
         return None, f"data {name!r} here is not the run's (utterance ids or checksums differ)"
     return utts, ""
