@@ -37,7 +37,7 @@ def test_check_and_run_agree_on_a_folder_in_a_slightly_wrong_layout(tmp_path, ca
     assert "clip4.wav" in out and "file not found" in out and "5 files checked: 4 ok" in out
     assert run(root, tmp_path) == 0  # the loader finds the clips by name: 4 of 5 ok, within the policy
     summary = capsys.readouterr().out
-    assert "| loopback | 4/5 |" in summary
+    assert "| loopback | 4/5 (80%) |" in summary
 
 
 def test_a_layout_with_no_audio_where_the_transcripts_say_fails_the_check_and_the_run(tmp_path, capsys):

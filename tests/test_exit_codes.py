@@ -209,5 +209,5 @@ def test_sigterm_ends_the_run_as_interrupted_with_its_summary(tmp_path):
     from harness.report.runs import load_run_folder
     from harness.report.tables import summary_frame
 
-    cell = summary_frame([load_run_folder(out)])["utterances"][0]
-    assert cell.startswith(f"{n}/{n} ok, {10 - n} of 10 NOT RUN") and "SIGTERM" in cell
+    cell = summary_frame([load_run_folder(out)])["answered"][0]
+    assert cell.startswith(f"{n}/{n} (100%)") and f", {10 - n} of 10 NOT RUN" in cell and "SIGTERM" in cell
