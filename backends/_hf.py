@@ -151,10 +151,8 @@ def torch_device(backend: str, name: str) -> Any:
     return device
 
 
-DTYPES = ("float32", "bfloat16", "float16")
-
-
 def torch_dtype(name: str) -> Any:
+    """The torch dtype of a resolved name (float32, bfloat16, float16); ``auto`` is resolved by :mod:`._dtype`."""
     torch = require("torch", "cascade")
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 

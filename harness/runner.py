@@ -392,6 +392,10 @@ def run_benchmark(
     np.random.seed(seed)
 
     loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(s) for s in specs]
+    if (
+        not done
+    ):  # again, now that backends have loaded: torch's view of the CPU and the GPU need torch imported
+        meta["machine"] = machine_info()
     meta["backends"] = [
         {
             "key": key,

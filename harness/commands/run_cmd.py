@@ -134,6 +134,9 @@ def run(args) -> int:
         print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
         print("failed:", line)
+    for backend in run_.meta.get("backends", []):  # repeated after the table, where they cannot scroll away
+        for warning in backend.get("warnings", []):
+            print(f"WARNING: {warning}", file=sys.stderr)
     return 0
 
 
