@@ -152,7 +152,7 @@ def resolve_dtype(
     else:
         warning = (
             f"{backend}: dtype={requested} on a CPU without native {requested} ({model} lacks {flag}): torch "
-            f"emulates it and the model runs several times slower than in float32; use dtype=auto or float32"
+            f"emulates it and the model runs several times slower than float32; use dtype=auto or float32"
         )
     return DtypeChoice(requested, requested, device_name, f"dtype={requested} asked for", warning)
 
