@@ -157,6 +157,19 @@ def torch_dtype(name: str) -> Any:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op thread count to ``threads`` (0: leave it as it is).
+
+    The count is process-wide, so a backend that set it only at load would set it for every backend of the run (the
+    last one loaded wins: ``custom`` sets 1). Backends call this at load and again at the start of every turn, so in
+    a run of several backends, measured one block after another, each turn runs with its own backend's count.
+    """
+    if threads:
+        torch = require("torch", "cascade")
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 _cache: dict[tuple, Any] = {}
 _cache_lock = threading.Lock()
 

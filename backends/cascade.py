@@ -131,7 +131,12 @@ class CascadeBackend(OfflineBackend):
         "dtype": Option(str, "auto", _dtype.DTYPE_HELP + " (every model)", _dtype.DTYPE_CHOICES),
         "max_new_tokens": Option(int, 64, "answer tokens at most (weights=random: exactly)", min=1),
         "asr_max_new_tokens": Option(int, 96, "transcript tokens at most (weights=random: exactly)", min=1),
-        "threads": Option(int, 0, "torch CPU threads (0 = leave torch's default)", min=0),
+        "threads": Option(
+            int,
+            0,
+            "torch CPU threads, set at load and at each turn (0 = leave as is: give it beside custom)",
+            min=0,
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:
@@ -149,9 +154,8 @@ class CascadeBackend(OfflineBackend):
 
     def load(self) -> None:
         _hf.require("transformers", "cascade")
-        torch = _hf.require("torch", "cascade")
-        if self.opts["threads"]:
-            torch.set_num_threads(self.opts["threads"])
+        _hf.require("torch", "cascade")
+        _hf.apply_threads(self.opts["threads"])
         device = _hf.torch_device(self.name, self.opts["device"])
         self.dtype_choice = _dtype.announce(_dtype.resolve_dtype(self.name, self.opts["dtype"], device))
         dtype = _hf.torch_dtype(self.dtype_choice.resolved)
@@ -283,6 +287,7 @@ class CascadeBackend(OfflineBackend):
     def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
         if audio.size == 0:
             raise BackendError("cascade: the input utterance is empty (0 samples)")
+        _hf.apply_threads(self.opts["threads"])  # process-wide: another backend's turn may have changed it
         transcript, transcript_ids = self.transcribe(audio)
         emit(OutputChunk(marks=("asr_final",), text=transcript))
 

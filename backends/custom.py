@@ -251,6 +251,9 @@ class _CustomSession(ThreadedSession):
 
         b = self.backend
         o, codec, model, c = b.opts, b.codec, b.model, b.model.config
+        # torch's thread count is process-wide: another backend's turn in the same run may have changed it
+        if o["threads"] and torch.get_num_threads() != o["threads"]:
+            torch.set_num_threads(o["threads"])
         hop = codec.frame_size
         random_weights = b.latency_only
         with torch.inference_mode():

@@ -70,7 +70,12 @@ class SeamlessBackend(OfflineBackend):
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
         "dtype": Option(str, "auto", _dtype.DTYPE_HELP, _dtype.DTYPE_CHOICES),
         "max_new_tokens": Option(int, 64, "text tokens at most (weights=random: exactly)", min=1),
-        "threads": Option(int, 0, "torch CPU threads (0 = leave torch's default)", min=0),
+        "threads": Option(
+            int,
+            0,
+            "torch CPU threads, set at load and at each turn (0 = leave as is: give it beside custom)",
+            min=0,
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:
@@ -88,9 +93,8 @@ class SeamlessBackend(OfflineBackend):
 
     def load(self) -> None:
         o = self.opts
-        torch = _hf.require("torch", "seamless")
-        if o["threads"]:
-            torch.set_num_threads(o["threads"])
+        _hf.require("torch", "seamless")
+        _hf.apply_threads(o["threads"])
         device = _hf.torch_device(self.name, o["device"])
         self.dtype_choice = _dtype.announce(_dtype.resolve_dtype(self.name, o["dtype"], device))
         dtype = _hf.torch_dtype(self.dtype_choice.resolved)
@@ -145,6 +149,7 @@ class SeamlessBackend(OfflineBackend):
     def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
         if audio.size == 0:
             raise BackendError("seamless: the input utterance is empty (0 samples)")
+        _hf.apply_threads(self.opts["threads"])  # process-wide: another backend's turn may have changed it
         if self.opts["impl"] == "seamless_communication":
             return _respond_meta(self, audio, emit)
         import torch

@@ -251,3 +251,17 @@ def test_dtype_auto_follows_the_cpu_flags_and_a_forced_slow_bf16_is_loud(models,
     described = native.describe()
     assert described["options"]["dtype"] == "bfloat16" and described["dtype"]["requested"] == "auto"
     assert "avx512_bf16" in described["dtype"]["reason"]
+
+
+def test_threads_are_set_again_at_each_turn_since_torch_counts_them_per_process(models, monkeypatch):
+    backend = CascadeBackend(**spec(models, threads=2))
+    backend.load()
+    seen = []
+    speak = backend.speak
+    monkeypatch.setattr(backend, "speak", lambda *a: seen.append(torch.get_num_threads()) or speak(*a))
+    torch.set_num_threads(1)  # what custom (threads=1) does when it loads or runs a turn in the same run
+    try:
+        run_turn(backend, bm.silence_and_tone())
+    finally:
+        torch.set_num_threads(2)
+    assert seen and set(seen) == {2}  # the turn's own thread ran with the backend's count
