@@ -6,7 +6,7 @@ run several times slower than in float32. Timings from two machines are comparab
 run records them.
 
 Sources, in order: ``/proc/cpuinfo`` (Linux, x86 ``flags`` and ARM ``Features`` lines), ``sysctl`` (macOS), else
-nothing (every flag ``None``: unknown). torch's own view is added only when torch is already imported: this module
+torch's own CPUID checks when torch is imported (Windows: the bf16/AMX flags only), else nothing (``None``: unknown). torch's own view is added only when torch is already imported: this module
 never imports torch (``s2s-bench --help`` must stay fast, and a run that never loads torch should not pay for it).
 """
 
@@ -81,20 +81,33 @@ def _hardware() -> tuple[str | None, dict[str, bool | None], str]:
             return model, flags, "/proc/cpuinfo"
     except OSError:
         model = None
+    arm = platform.machine().lower() in ("arm64", "aarch64")
+    flags = {
+        name: None for name in (ARM_FLAGS if arm else X86_FLAGS)
+    }  # those sysctl does not name stay unknown
     if sys.platform == "darwin":
-        if platform.machine() == "arm64":
+        if arm:
             found = _sysctl(*_MACOS_ARM)
-            flags = {
-                flag: found.get(name) == "1" if name in found else None for name, flag in _MACOS_ARM.items()
-            }
+            flags.update({flag: found[name] == "1" for name, flag in _MACOS_ARM.items() if name in found})
         else:
             found = _sysctl("machdep.cpu.features", "machdep.cpu.leaf7_features")
             words = set(" ".join(found.values()).split())
-            flags = {flag: (name in words) if found else None for name, flag in _MACOS_X86.items()}
+            if found:
+                flags.update({flag: name in words for name, flag in _MACOS_X86.items()})
         model = model or _sysctl("machdep.cpu.brand_string").get("machdep.cpu.brand_string")
-        return model, flags, "sysctl"
-    names = ARM_FLAGS if platform.machine().lower() in ("arm64", "aarch64") else X86_FLAGS
-    return model, {name: None for name in names}, "unknown"
+        if found:
+            return model, flags, "sysctl"
+    return model, flags, "unknown"
+
+
+_TORCH_FLAGS = {
+    "avx512_bf16": "avx512_bf16",
+    "amx_tile": "amx_tile",
+    "amx_bf16": "amx_tile",
+    "amx_fp16": "amx_fp16",
+}
+"""Flags torch's own checks can fill in where the OS said nothing (Windows): flag -> key of torch's view (torch
+checks AMX tiles, and every AMX CPU so far has AMX-BF16 with them)."""
 
 
 def torch_cpu_support() -> dict[str, Any] | None:
@@ -131,4 +144,16 @@ def cpu_features() -> dict[str, Any]:
     ...}}`` (``torch`` is None when torch was not imported).
     """
     model, flags, source = _hardware()
-    return {"model": model, "flags": dict(flags), "source": source, "torch": torch_cpu_support()}
+    flags, torch_view = dict(flags), torch_cpu_support()
+    if (
+        source == "unknown" and torch_view is not None
+    ):  # no /proc/cpuinfo, no sysctl: ask torch (its CPUID checks)
+        filled = {
+            flag: torch_view[key]
+            for flag, key in _TORCH_FLAGS.items()
+            if flag in flags and torch_view[key] is not None
+        }
+        if filled:
+            flags.update(filled)
+            source = "torch"
+    return {"model": model, "flags": flags, "source": source, "torch": torch_view}

@@ -172,3 +172,17 @@ def test_a_forced_slow_dtype_is_loud_in_run_json_and_on_the_terminal(tmp_path, c
     assert set(meta["machine"]["cpu_flags"]) >= {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma", "f16c"}
     assert meta["machine"]["torch_cpu"]["version"]  # custom imported torch before the machine info was taken
     assert meta["summary"][spec]["n_ok"] == 1
+
+
+def test_where_the_os_gives_no_flags_torch_fills_in_the_bf16_ones(monkeypatch):
+    unknown = {name: None for name in cf.X86_FLAGS}
+    monkeypatch.setattr(cf, "_hardware", lambda: (None, dict(unknown), "unknown"))
+    view = {"avx512_bf16": False, "amx_tile": True, "amx_fp16": None, "native_bf16": True}
+    monkeypatch.setattr(cf, "torch_cpu_support", lambda: view)
+    features = cf.cpu_features()
+    assert features["source"] == "torch"
+    assert features["flags"]["amx_bf16"] is True and features["flags"]["avx512_bf16"] is False
+    assert features["flags"]["avx2"] is None and features["flags"]["amx_fp16"] is None  # still unknown
+    assert resolve_dtype("cascade", "auto", "cpu", features=features).resolved == "bfloat16"
+    monkeypatch.setattr(cf, "torch_cpu_support", lambda: None)
+    assert cf.cpu_features()["source"] == "unknown"
