@@ -14,7 +14,7 @@ Workloads (times in ms per call):
 - ``matmul-decode``: (1 x 2048) @ (2048 x 8192), one Llama-3.2-1B FFN matmul for one generated token;
 - ``whisper-small-encoder``: the Whisper-small encoder over its fixed 30 s window (the ASR stage's main cost);
 - ``llama-1b-prefill``: Llama-3.2-1B over an 88-token prompt (the cascade's chat prompt + a transcript);
-- ``llama-1b-decode``: one Llama-3.2-1B token with a KV cache of 88 tokens (per-token LLM cost);
+- ``llama-1b-generate``: ``generate`` of 16 tokens after the 88-token prompt, the way the cascade calls it;
 - ``custom-s2s-50-steps``: one second (50 frames) of the ``custom`` backend's committed S2S model stepping frame by
   frame on 1 thread, its default: tiny matmuls, where conversions and dispatch weigh more than the multiplies.
 """
@@ -34,10 +34,11 @@ WORKLOADS = (
     "matmul-decode",
     "whisper-small-encoder",
     "llama-1b-prefill",
-    "llama-1b-decode",
+    "llama-1b-generate",
     "custom-s2s-50-steps",
 )
 PROMPT_TOKENS = 88
+GENERATE_TOKENS = 16
 CUSTOM_STEPS = 50
 """custom-s2s-50-steps: one second of the committed s2s-small model's frame-by-frame stepping (50 x 20 ms)."""
 
@@ -87,29 +88,6 @@ def _llama_prefill(dtype: Any) -> Callable[[], Any]:
     return lambda: model(input_ids=ids, use_cache=True)
 
 
-def _llama_decode(dtype: Any) -> Callable[[], Any]:
-    import inspect
-
-    import torch
-
-    model = _llama(dtype)
-    ids = torch.randint(
-        0, model.config.vocab_size, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0)
-    )
-    with torch.inference_mode():
-        out = model(input_ids=ids, use_cache=True)
-    cache = getattr(out, "cache", None) or out.past_key_values
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    step = ids[:, -1:]
-
-    def one_token() -> Any:
-        result = model(input_ids=step, use_cache=True, **{name: cache})
-        cache.crop(-1)  # drop the token just added: every call sees the same 88-token cache
-        return result
-
-    return one_token
-
-
 def _custom_steps(dtype: Any) -> Callable[[], Any]:
     """The ``custom`` backend's per-frame work: 50 steps of the committed S2S model, 1 thread (its default)."""
     import torch
@@ -136,12 +114,27 @@ def _custom_steps(dtype: Any) -> Callable[[], Any]:
     return steps
 
 
+def _llama_generate(dtype: Any) -> Callable[[], Any]:
+    import torch
+
+    model = _llama(dtype)
+    ids = torch.randint(
+        0, model.config.vocab_size, (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(0)
+    )
+    n = GENERATE_TOKENS
+    pad = model.generation_config.eos_token_id
+    return lambda: model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+        pad_token_id=pad,
+    )  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[Any], Callable[[], Any]]] = {
     "matmul-encoder": _matmul(1500, 768, 3072),
     "matmul-decode": _matmul(1, 2048, 8192),
     "whisper-small-encoder": _whisper_encoder,
     "llama-1b-prefill": _llama_prefill,
-    "llama-1b-decode": _llama_decode,
+    "llama-1b-generate": _llama_generate,
     "custom-s2s-50-steps": _custom_steps,
 }
 
@@ -166,13 +159,18 @@ def _time_ms(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def measure(workload: str, dtypes: list[str], rounds: int, repeat: int) -> dict[str, Any]:
-    """Times of ``workload`` per dtype, rounds interleaved with alternating order; paired ratios to the first."""
+def measure(workload: str, dtypes: list[str], rounds: int, repeat: int, warmup: int = 2) -> dict[str, Any]:
+    """Times of ``workload`` per dtype, rounds interleaved with alternating order; paired ratios to the first.
+
+    ``warmup`` unmeasured calls per dtype first: oneDNN builds and caches bf16 kernels per shape on first use.
+    """
     import torch
 
     calls = {name: BUILDERS[workload](getattr(torch, name)) for name in dtypes}
-    for fn in calls.values():  # warm-up: first-call allocations and kernel selection are not measured
-        _time_ms(fn, 1)
+    with torch.inference_mode():
+        for fn in calls.values():  # first-call allocations and kernel selection are not measured
+            for _ in range(warmup):
+                fn()
     times: dict[str, list[float]] = {name: [] for name in dtypes}
     for r in range(rounds):
         for name in dtypes if r % 2 == 0 else list(reversed(dtypes)):
@@ -208,7 +206,8 @@ def _header(args: argparse.Namespace) -> list[str]:
         f"CPU: {features['model']} ({os.cpu_count()} logical CPUs), flags: "
         + (", ".join(f for f in features["flags"] if features["flags"][f]) or "none of those checked"),
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16 per torch: "
-        f"{(features['torch'] or {}).get('native_bf16')}; rounds {args.rounds} x best of {args.repeat}, interleaved",
+        f"{(features['torch'] or {}).get('native_bf16')}; {args.warmup} warm-up calls, then rounds {args.rounds} x "
+        f"best of {args.repeat}, interleaved",
         f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
     ]
 
@@ -219,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtypes", default="float32,bfloat16", help="comma list; ratios are to the first")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per workload (default 5)")
     p.add_argument("--repeat", type=int, default=2, help="calls per round; the fastest counts (default 2)")
+    p.add_argument("--warmup", type=int, default=2, help="unmeasured calls per dtype first (default 2)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = p.parse_args(argv)
     import torch
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     head = ["workload", *(f"{d} ms" for d in dtypes), *(f"{d} / {dtypes[0]} (min-max)" for d in others)]
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head), flush=True)
     for workload in workloads:
-        res = measure(workload, dtypes, args.rounds, args.repeat)
+        res = measure(workload, dtypes, args.rounds, args.repeat, args.warmup)
         cells = [workload, *(f"{res['median_ms'][d]:,.1f}" for d in dtypes)]
         cells += [
             f"{res['ratio'][d]:.2f} ({res['ratio_range'][d][0]:.2f}-{res['ratio_range'][d][1]:.2f})"

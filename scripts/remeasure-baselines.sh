@@ -55,4 +55,4 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   echo "== bf16 vs float32, interleaved (python -m backends.bench_dtype)"
   "$BIN/python" -m backends.bench_dtype
 fi
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
