@@ -151,12 +151,23 @@ def torch_device(backend: str, name: str) -> Any:
     return device
 
 
-DTYPES = ("float32", "bfloat16", "float16")
-
-
 def torch_dtype(name: str) -> Any:
+    """The torch dtype of a resolved name (float32, bfloat16, float16); ``auto`` is resolved by :mod:`._dtype`."""
     torch = require("torch", "cascade")
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op thread count to ``threads`` (0: leave it as it is).
+
+    The count is process-wide, so a backend that set it only at load would set it for every backend of the run (the
+    last one loaded wins: ``custom`` sets 1). Backends call this at load and again at the start of every turn, so in
+    a run of several backends, measured one block after another, each turn runs with its own backend's count.
+    """
+    if threads:
+        torch = require("torch", "cascade")
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 _cache: dict[tuple, Any] = {}

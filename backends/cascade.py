@@ -44,7 +44,7 @@ from harness.backend import (
 )
 from harness.hookspecs import hookimpl
 
-from . import _hf, _presets
+from . import _dtype, _hf, _presets
 from ._streaming import TokenQueue, generate_in_thread, split_sentences
 
 SYSTEM_PROMPT_TE = "మీరు సహాయకరమైన తెలుగు వాయిస్ అసిస్టెంట్. ఎప్పుడూ తెలుగులోనే, చిన్న వాక్యాలలో, మాట్లాడే భాషలో జవాబు ఇవ్వండి."
@@ -128,15 +128,21 @@ class CascadeBackend(OfflineBackend):
         ),
         "system_prompt": Option(str, SYSTEM_PROMPT_TE, "the chat model's system prompt"),
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
-        "dtype": Option(str, "float32", "torch dtype of every model", _hf.DTYPES),
+        "dtype": Option(str, "auto", _dtype.DTYPE_HELP + " (every model)", _dtype.DTYPE_CHOICES),
         "max_new_tokens": Option(int, 64, "answer tokens at most (weights=random: exactly)", min=1),
         "asr_max_new_tokens": Option(int, 96, "transcript tokens at most (weights=random: exactly)", min=1),
-        "threads": Option(int, 0, "torch CPU threads (0 = leave torch's default)", min=0),
+        "threads": Option(
+            int,
+            0,
+            "torch CPU threads, set at load and at each turn (0 = leave as is: give it beside custom)",
+            min=0,
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:
         super().__init__(**opts)
         self.models: dict[str, Any] = {}
+        self.dtype_choice: _dtype.DtypeChoice | None = None
 
     @classmethod
     def weights_status(cls) -> tuple[bool, str]:
@@ -148,11 +154,11 @@ class CascadeBackend(OfflineBackend):
 
     def load(self) -> None:
         _hf.require("transformers", "cascade")
-        torch = _hf.require("torch", "cascade")
-        if self.opts["threads"]:
-            torch.set_num_threads(self.opts["threads"])
+        _hf.require("torch", "cascade")
+        _hf.apply_threads(self.opts["threads"])
         device = _hf.torch_device(self.name, self.opts["device"])
-        dtype = _hf.torch_dtype(self.opts["dtype"])
+        self.dtype_choice = _dtype.announce(_dtype.resolve_dtype(self.name, self.opts["dtype"], device))
+        dtype = _hf.torch_dtype(self.dtype_choice.resolved)
         o = self.opts
         if o["weights"] == "random":
             asr, llm, tts = o["asr"] or "whisper-small", o["llm"] or "llama-3.2-1b", o["tts"] or "speecht5"
@@ -162,7 +168,7 @@ class CascadeBackend(OfflineBackend):
                         f"Expected option `{role}` of backend `cascade` with weights=random to be one of "
                         f"{', '.join(_presets.architectures(role))} but got {arch!r}"
                     )
-            key = ("random", str(device), o["dtype"])
+            key = ("random", str(device), self.dtype_choice.resolved)
             self.models["asr"] = _hf.shared((*key, asr), lambda: _random_whisper(asr, device, dtype))
             self.models["llm"] = _hf.shared((*key, llm), lambda: _random_llm(llm, device, dtype))
             self.models["tts"] = _hf.shared((*key, tts), lambda: _random_speecht5(tts, device, dtype))
@@ -170,7 +176,7 @@ class CascadeBackend(OfflineBackend):
             asr_dir = _hf.resolve_model_dir(FILES["asr"], o["asr"])
             llm_dir = _hf.resolve_model_dir(FILES["llm"], o["llm"])
             tts_dir = _hf.resolve_model_dir(_tts_files(o["tts"]), o["tts"])
-            key = ("local", str(device), o["dtype"])
+            key = ("local", str(device), self.dtype_choice.resolved)
             self.models["asr"] = _hf.shared(
                 (*key, str(asr_dir)), lambda: _load_whisper(asr_dir, device, dtype)
             )
@@ -195,6 +201,9 @@ class CascadeBackend(OfflineBackend):
 
     def shutdown(self) -> None:
         self.models.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return _dtype.describe_dtype(super().describe(), self.dtype_choice)
 
     # -- the three stages -------------------------------------------------------------------------------------
 
@@ -278,6 +287,7 @@ class CascadeBackend(OfflineBackend):
     def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
         if audio.size == 0:
             raise BackendError("cascade: the input utterance is empty (0 samples)")
+        _hf.apply_threads(self.opts["threads"])  # process-wide: another backend's turn may have changed it
         transcript, transcript_ids = self.transcribe(audio)
         emit(OutputChunk(marks=("asr_final",), text=transcript))
 

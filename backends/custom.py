@@ -30,6 +30,8 @@ import numpy as np
 from harness.backend import Backend, BackendError, Option, OutputChunk, OutputQueue, Session, ThreadedSession
 from harness.hookspecs import hookimpl
 
+from . import _dtype
+
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "custom_model" / "checkpoints"
 DEFAULT_CODEC = CHECKPOINTS / "codec-small"
 DEFAULT_S2S = CHECKPOINTS / "s2s-small"
@@ -102,7 +104,12 @@ class CustomBackend(Backend):
             str, "small", "with weights=random: the S2S and codec preset", choices=("tiny", "small", "base")
         ),
         "device": Option(str, "cpu", "torch device: cpu, cuda, cuda:1, ..."),
-        "dtype": Option(str, "float32", "S2S weights dtype", choices=("float32", "bfloat16", "float16")),
+        "dtype": Option(
+            str,
+            "auto",
+            "S2S weights dtype: auto (bf16 on CUDA, float32 on CPU), float32, bfloat16, float16",
+            choices=_dtype.DTYPE_CHOICES,
+        ),
         "temperature": Option(float, 0.0, "sampling temperature (0 = greedy)", min=0),
         "top_k": Option(int, 0, "sample among the k most likely tokens (0 = all)", min=0),
         "seed": Option(int, 0, "sampling seed (each session starts from it)"),
@@ -174,7 +181,10 @@ class CustomBackend(Backend):
         if o["threads"]:
             torch.set_num_threads(o["threads"])
         self.device = torch.device(o["device"])
-        self.dtype = getattr(torch, o["dtype"])
+        self.dtype_choice = _dtype.announce(
+            _dtype.resolve_dtype(self.name, o["dtype"], self.device, cpu_bf16=False)
+        )
+        self.dtype = getattr(torch, self.dtype_choice.resolved)
         if o["weights"] == "random":
             torch.manual_seed(o["seed"])
             codec = Codec(CodecConfig.preset(o["preset"]))
@@ -234,7 +244,7 @@ class CustomBackend(Backend):
         return engine.start()
 
     def describe(self) -> dict[str, Any]:
-        info = super().describe()
+        info = _dtype.describe_dtype(super().describe(), getattr(self, "dtype_choice", None))
         if self.engine is not None:
             info["engine"] = {"variant": self.engine.variant, "slots": self.engine.max_slots}
         return info
@@ -371,6 +381,9 @@ class _CustomSession(ThreadedSession):
 
         b = self.backend
         o, codec, model, c = b.opts, b.codec, b.model, b.model.config
+        # torch's thread count is process-wide: another backend's turn in the same run may have changed it
+        if o["threads"] and torch.get_num_threads() != o["threads"]:
+            torch.set_num_threads(o["threads"])
         hop = codec.frame_size
         random_weights = b.latency_only
         with torch.inference_mode():

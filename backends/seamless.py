@@ -31,7 +31,7 @@ from harness.backend import (
 )
 from harness.hookspecs import hookimpl
 
-from . import _hf, _presets
+from . import _dtype, _hf, _presets
 from ._streaming import TokenQueue
 
 FILES = _hf.ModelFiles(
@@ -68,14 +68,20 @@ class SeamlessBackend(OfflineBackend):
         ),
         "speaker_id": Option(int, 0, "vocoder speaker id (0..199)", min=0),
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
-        "dtype": Option(str, "float32", "torch dtype", _hf.DTYPES),
+        "dtype": Option(str, "auto", _dtype.DTYPE_HELP, _dtype.DTYPE_CHOICES),
         "max_new_tokens": Option(int, 64, "text tokens at most (weights=random: exactly)", min=1),
-        "threads": Option(int, 0, "torch CPU threads (0 = leave torch's default)", min=0),
+        "threads": Option(
+            int,
+            0,
+            "torch CPU threads, set at load and at each turn (0 = leave as is: give it beside custom)",
+            min=0,
+        ),
     }
 
     def __init__(self, **opts: Any) -> None:
         super().__init__(**opts)
         self.model: dict[str, Any] = {}
+        self.dtype_choice: _dtype.DtypeChoice | None = None
 
     @classmethod
     def weights_status(cls) -> tuple[bool, str]:
@@ -87,11 +93,11 @@ class SeamlessBackend(OfflineBackend):
 
     def load(self) -> None:
         o = self.opts
-        torch = _hf.require("torch", "seamless")
-        if o["threads"]:
-            torch.set_num_threads(o["threads"])
+        _hf.require("torch", "seamless")
+        _hf.apply_threads(o["threads"])
         device = _hf.torch_device(self.name, o["device"])
-        dtype = _hf.torch_dtype(o["dtype"])
+        self.dtype_choice = _dtype.announce(_dtype.resolve_dtype(self.name, o["dtype"], device))
+        dtype = _hf.torch_dtype(self.dtype_choice.resolved)
         if o["impl"] == "seamless_communication":
             self.model = _hf.shared(
                 ("seamless_communication", o["path"], str(device)), lambda: _load_meta(o, device, dtype)
@@ -106,12 +112,14 @@ class SeamlessBackend(OfflineBackend):
                     f"{', '.join(_presets.architectures('seamless'))} but got {arch!r}"
                 )
             self.model = _hf.shared(
-                ("random", arch, str(device), o["dtype"]), lambda: _random(arch, device, dtype)
+                ("random", arch, str(device), self.dtype_choice.resolved),
+                lambda: _random(arch, device, dtype),
             )
         else:
             path = _hf.resolve_model_dir(FILES, o["path"])
             self.model = _hf.shared(
-                ("local", str(path), str(device), o["dtype"]), lambda: _load(path, device, dtype)
+                ("local", str(path), str(device), self.dtype_choice.resolved),
+                lambda: _load(path, device, dtype),
             )
         model = self.model["model"]
         langs = getattr(model.generation_config, "vocoder_lang_code_to_id", None) or {}
@@ -135,9 +143,13 @@ class SeamlessBackend(OfflineBackend):
     def shutdown(self) -> None:
         self.model = {}
 
+    def describe(self) -> dict[str, Any]:
+        return _dtype.describe_dtype(super().describe(), self.dtype_choice)
+
     def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
         if audio.size == 0:
             raise BackendError("seamless: the input utterance is empty (0 samples)")
+        _hf.apply_threads(self.opts["threads"])  # process-wide: another backend's turn may have changed it
         if self.opts["impl"] == "seamless_communication":
             return _respond_meta(self, audio, emit)
         import torch

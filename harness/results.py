@@ -43,15 +43,28 @@ def slug(key: str, max_len: int = 96) -> str:
 
 
 def machine_info() -> dict:
+    """Where a run ran: host, OS, CPU (model, count, the flags that decide native bf16/fp16), memory, GPU.
+
+    ``cpu_flags`` maps each flag of :data:`harness.cpu_features.X86_FLAGS` (or ``ARM_FLAGS``) to True / False, or
+    None when it could not be read (``cpu_flags_source`` says from where); ``torch_cpu`` is torch's own view of the
+    CPU, present only when torch was already imported (this never imports torch).
+    """
+    from .cpu_features import cpu_features
+
+    features = cpu_features()
     info = {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": features["flags"],
+        "cpu_flags_source": features["source"],
         "python": platform.python_version(),
         "gpu": None,
     }
+    if features["torch"] is not None:
+        info["torch_cpu"] = features["torch"]
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         info["memory_gb"] = round(pages * page_size / 2**30, 1)

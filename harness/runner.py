@@ -511,6 +511,10 @@ def run_benchmark(
     secrets_of = {p.key: p for p in parsed}
     with StopSignals() as stop_signals:
         loaded: list[tuple[str, Backend | None, str | None]] = [_prepare_backend(p) for p in parsed]
+        if (
+            not done
+        ):  # again, now that backends have loaded: torch's view of the CPU and the GPU need torch imported
+            meta["machine"] = machine_info()
         meta["backends"] = [
             {
                 "key": key,

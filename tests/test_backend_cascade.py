@@ -226,3 +226,42 @@ def test_runner_records_the_stage_marks_and_the_stage_table_reads_them(models, t
     assert "mode=sequential" in sequential and "| 2 |" in sequential
     assert "mode=sentence" in sentence and "| 2 |" in sentence
     assert seed.startswith("| seed project, GPU") and "2,000" in seed
+
+
+def test_dtype_auto_follows_the_cpu_flags_and_a_forced_slow_bf16_is_loud(models, monkeypatch):
+    from test_dtype_auto import NO_AVX512, ZEN4
+
+    from backends import _dtype
+
+    monkeypatch.setattr(_dtype, "cpu_features", lambda: NO_AVX512)
+    plain = CascadeBackend(**spec(models))  # dtype=auto is the default
+    plain.load()
+    assert plain.models["llm"]["model"].dtype == torch.float32
+    assert plain.describe()["dtype"]["resolved"] == "float32" and "warnings" not in plain.describe()
+    with pytest.warns(_dtype.SlowDtypeWarning, match="cascade: dtype=bfloat16 on a CPU without native"):
+        forced = CascadeBackend(**spec(models, dtype="bfloat16"))
+        forced.load()
+    assert forced.models["asr"]["model"].dtype == torch.bfloat16  # honoured, and said to be slow
+    assert forced.describe()["warnings"] == [forced.dtype_choice.warning]
+
+    monkeypatch.setattr(_dtype, "cpu_features", lambda: ZEN4)
+    native = CascadeBackend(**spec(models))
+    native.load()
+    assert native.models["tts"]["model"].dtype == torch.bfloat16
+    described = native.describe()
+    assert described["options"]["dtype"] == "bfloat16" and described["dtype"]["requested"] == "auto"
+    assert "avx512_bf16" in described["dtype"]["reason"]
+
+
+def test_threads_are_set_again_at_each_turn_since_torch_counts_them_per_process(models, monkeypatch):
+    backend = CascadeBackend(**spec(models, threads=2))
+    backend.load()
+    seen = []
+    speak = backend.speak
+    monkeypatch.setattr(backend, "speak", lambda *a: seen.append(torch.get_num_threads()) or speak(*a))
+    torch.set_num_threads(1)  # what custom (threads=1) does when it loads or runs a turn in the same run
+    try:
+        run_turn(backend, bm.silence_and_tone())
+    finally:
+        torch.set_num_threads(2)
+    assert seen and set(seen) == {2}  # the turn's own thread ran with the backend's count

@@ -31,7 +31,7 @@ from harness.backend import (
 )
 from harness.hookspecs import hookimpl
 
-from .. import _hf
+from .. import _dtype, _hf
 from .._streaming import TokenQueue, generate_in_thread
 
 DEFAULT_PROMPT = "[Human]: This is input: {units}<eoh>. [SpeechGPT]: "
@@ -102,7 +102,7 @@ class SpeechGPTBackend(OfflineBackend):
         "vocoder": Option(str, None, "unit vocoder folder (config.json + model.safetensors)"),
         "prompt": Option(str, DEFAULT_PROMPT, "turn template; {units} is replaced by the user's units"),
         "device": Option(str, "auto", "auto, cpu, cuda, cuda:N"),
-        "dtype": Option(str, "float32", "torch dtype of the LLM", _hf.DTYPES),
+        "dtype": Option(str, "auto", _dtype.DTYPE_HELP + " (HuBERT and LLM)", _dtype.DTYPE_CHOICES),
         "max_new_tokens": Option(
             int, 256, "generated tokens at most (units run at up to 50 per second)", min=1
         ),
@@ -111,6 +111,7 @@ class SpeechGPTBackend(OfflineBackend):
     def __init__(self, **opts: Any) -> None:
         super().__init__(**opts)
         self.parts: dict[str, Any] = {}
+        self.dtype_choice: _dtype.DtypeChoice | None = None
 
     @classmethod
     def weights_status(cls) -> tuple[bool, str]:
@@ -120,7 +121,8 @@ class SpeechGPTBackend(OfflineBackend):
         _hf.require("transformers", "cascade")
         o = self.opts
         device = _hf.torch_device(self.name, o["device"])
-        dtype = _hf.torch_dtype(o["dtype"])
+        self.dtype_choice = _dtype.announce(_dtype.resolve_dtype(self.name, o["dtype"], device))
+        dtype = _hf.torch_dtype(self.dtype_choice.resolved)
         hubert_files = FILES["hubert"]
         if o["centroids"]:
             hubert_files = _hf.ModelFiles(**{**hubert_files.__dict__, "needs": ()})
@@ -132,7 +134,7 @@ class SpeechGPTBackend(OfflineBackend):
             centroids = np.load(centroids_path)
         except (OSError, ValueError) as exc:
             raise BackendError(f"speechgpt: cannot read k-means centroids {centroids_path}: {exc}") from None
-        key = (str(device), o["dtype"])
+        key = (str(device), self.dtype_choice.resolved)
         from transformers import HubertModel
 
         from .units import UnitExtractor
@@ -161,6 +163,9 @@ class SpeechGPTBackend(OfflineBackend):
 
     def shutdown(self) -> None:
         self.parts = {}
+
+    def describe(self) -> dict[str, Any]:
+        return _dtype.describe_dtype(super().describe(), self.dtype_choice)
 
     def respond(self, audio: np.ndarray, emit: Callable[[OutputChunk], None], stop: threading.Event) -> None:
         import torch

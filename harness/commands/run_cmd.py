@@ -239,6 +239,9 @@ def run(args) -> int:
         print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
         print(line)
+    for backend in run_.meta.get("backends", []):  # repeated after the table, where they cannot scroll away
+        for warning in backend.get("warnings", []):
+            print(f"WARNING: {warning}", file=sys.stderr)
     outcomes = policy.judge(final_statuses(run_.events, run_.backend_keys))
     broken = [o for o in outcomes if o.broken]
     print(f"\nfailure policy: {policy.describe()}")
