@@ -83,6 +83,7 @@ def check_codec_matches(s2s_dir: Path, codec_dir: Path) -> None:
 class CustomBackend(Backend):
     name = "custom"
     description = "our streaming codec + RQ-Transformer S2S (custom_model/), frame by frame"
+    endpoints_itself = True  # the model hears every frame and decides when to answer
     options = {
         "codec": Option(
             str, "", f"codec checkpoint folder; default: the S2S checkpoint's codec/, else {DEFAULT_CODEC}"
