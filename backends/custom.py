@@ -134,6 +134,13 @@ class CustomBackend(Backend):
             "torchscript, compile, onnxruntime, int8, onnxruntime-int8, bf16, fp16 (GPU)",
             choices=("auto", *ENGINE_VARIANTS),
         ),
+        "turns": Option(
+            str,
+            "one",
+            "one: the session ends with its answer; many: a conversation: after an answer the model keeps "
+            "listening and may answer again, until the harness closes it (endpointing=system, turn-taking)",
+            choices=("one", "many"),
+        ),
         "slots": Option(
             int,
             0,
@@ -289,7 +296,14 @@ class _EngineSession(Session):
         from custom_model.engine import TurnPolicy
 
         answer, wait, end = _turn_frames(backend, max_answer_frames)
-        policy = TurnPolicy(end, answer, wait, force_answer=backend.latency_only, seed=backend.opts["seed"])
+        policy = TurnPolicy(
+            end,
+            answer,
+            wait,
+            force_answer=backend.latency_only,
+            seed=backend.opts["seed"],
+            conversation=backend.opts["turns"] == "many",
+        )
         self.output = OutputQueue()
         self._audio_marked = False
         self.inner = backend.engine.open(policy, self._emit)
@@ -379,7 +393,11 @@ class _CustomSession(ThreadedSession):
             sampling = Sampling(o["temperature"], o["top_k"], o["seed"])
             gen = StreamingGenerator(model, 1, sampling, device=b.device, dtype=b.dtype)
             tracker = TurnTracker(
-                c.silence_id, self.end_silence_frames, self.max_answer_frames, self.max_wait_frames
+                c.silence_id,
+                self.end_silence_frames,
+                self.max_answer_frames,
+                self.max_wait_frames,
+                conversation=o["turns"] == "many",
             )
             pending = np.zeros(0, np.float32)
             silence_frame = torch.zeros(1, 1, hop, device=b.device)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.latency import summarize, utterance_latency
-from harness.turns.metrics import pair_backchannels, turn_result
+from harness.turns.metrics import pair_with_smooth, turn_result
 from harness.turns.timeline import heard_spans, output_activity, play
 
 SR = 16000
@@ -35,7 +35,11 @@ class Log:
 
     def audio(self, arrive_s: float, seconds: float, realtime=True):
         """Audible output of ``seconds``, arriving at once or in 20 ms chunks as it is played."""
-        pieces = [(arrive_s, seconds)] if not realtime else [(arrive_s + 0.02 * k, 0.02) for k in range(round(seconds / 0.02))]
+        pieces = (
+            [(arrive_s, seconds)]
+            if not realtime
+            else [(arrive_s + 0.02 * k, 0.02) for k in range(round(seconds / 0.02))]
+        )
         for t, length in pieces:
             self.add({"e": "out", "t": at(t), "n": int(round(length * SR))})
             self.samples += int(round(length * SR))
@@ -44,7 +48,16 @@ class Log:
         self.add({"e": "mark", "t": at(t), "name": name})
 
     def inject(self, what, start, end):
-        self.add({"e": "inject", "t": at(start), "what": what, "at_s": start, "speech_s": [start, end], "label": "x"})
+        self.add(
+            {
+                "e": "inject",
+                "t": at(start),
+                "what": what,
+                "at_s": start,
+                "speech_s": [start, end],
+                "label": "x",
+            }
+        )
 
     def end(self, status="ok"):
         self.add({"e": "done", "t": at(30)})
@@ -72,7 +85,11 @@ def test_audible_segments_of_a_planted_signal():
 def test_the_player_equals_the_latency_player_without_flushes_and_drops_unplayed_audio_at_a_barge_in():
     chunks = [("out", at(1.0), 16000), ("out", at(1.2), 8000), ("out", at(3.0), 8000)]
     pieces = play(chunks, SR)
-    assert [(p.start_ns, p.first, p.n) for p in pieces] == [(at(1.0), 0, 16000), (at(2.0), 16000, 8000), (at(3.0), 24000, 8000)]
+    assert [(p.start_ns, p.first, p.n) for p in pieces] == [
+        (at(1.0), 0, 16000),
+        (at(2.0), 16000, 8000),
+        (at(3.0), 24000, 8000),
+    ]
     flushed = play([chunks[0], chunks[1], ("flush", at(1.75), 0), chunks[2]], SR)
     # 0.75 s of the first chunk was heard; the second, queued behind it, never is; the third plays on arrival
     assert [(p.start_ns, p.first, p.n) for p in flushed] == [(at(1.0), 0, 12000), (at(3.0), 24000, 8000)]
@@ -103,7 +120,9 @@ def test_a_short_blip_is_not_a_turn_and_an_early_answer_has_zero_latency():
     [(1.6, 0.7, 0, True), (1.5, 1.3, 1, True), (3.3, 2.0, 0, False)],
 )
 def test_pause_takeover_counts_output_before_the_real_end(start, seconds, pause_takeover, spoke):
-    log = Log("q.pause", {"scenario": "pause", "source": "q", "pause_s": [1.0, 2.0]}, speech_end_s=3.0, file_s=3.2)
+    log = Log(
+        "q.pause", {"scenario": "pause", "source": "q", "pause_s": [1.0, 2.0]}, speech_end_s=3.0, file_s=3.2
+    )
     log.audio(start, seconds)
     r = log.result()
     assert (r.pause_takeover, r.spoke_in_pause) == (pause_takeover, spoke)
@@ -119,7 +138,11 @@ def test_interrupt_yield_stop_latency_and_new_answer():
     assert r.speaking_at_interrupt and r.yielded
     assert r.time_to_yield_ms == pytest.approx(300)
     assert r.stop_latency_ms == pytest.approx(300)  # FDB v1.5: the overlap [3.6, 3.9]
-    assert (r.interrupt_takeover, r.interrupt_latency_ms, r.answers_interruption) == (1, pytest.approx(700), True)
+    assert (r.interrupt_takeover, r.interrupt_latency_ms, r.answers_interruption) == (
+        1,
+        pytest.approx(700),
+        True,
+    )
 
 
 def test_a_system_that_talks_over_the_interruption_has_not_yielded():
@@ -130,6 +153,20 @@ def test_a_system_that_talks_over_the_interruption_has_not_yielded():
     assert r.time_to_yield_ms == pytest.approx(3000) and not r.yielded
     assert r.stop_latency_ms == pytest.approx(1400)  # FDB caps it at the user's end: min(3.0, 1.4) s
     assert r.interrupt_takeover == 1 and not r.answers_interruption  # FDB's TOR is 1: it kept talking
+
+
+@pytest.mark.parametrize(("twin_seconds", "stopped"), [(4.0, True), (1.5, None)])
+def test_a_yield_counts_as_the_interruptions_doing_only_when_the_answer_would_have_gone_on(
+    twin_seconds, stopped
+):
+    log = Log("q.interrupt", {"scenario": "interrupt", "source": "q"})
+    log.audio(2.6, 1.3)
+    log.inject("interrupt", 3.6, 5.0)
+    twin = Log("q.smooth", {"scenario": "smooth", "source": "q"})
+    twin.audio(2.6, twin_seconds)  # 4 s: on through 5.0; 1.5 s: ends at 4.1 by itself
+    results = [log.result(), twin.result()]
+    pair_with_smooth(results)
+    assert results[0].yielded and results[0].stopped_by_interruption is stopped
 
 
 def test_a_buffered_answer_is_cut_where_the_barge_in_stops_the_player():
@@ -149,7 +186,7 @@ def _backchannel(stop_at=None, twin_seconds=4.0):
     twin = Log("q.smooth", {"scenario": "smooth", "source": "q"})
     twin.audio(2.6, twin_seconds)
     results = [bc.result(), twin.result()]
-    pair_backchannels(results)
+    pair_with_smooth(results)
     return results[0]
 
 
@@ -192,4 +229,6 @@ def test_summaries_carry_turns_and_latency_covers_the_first_answer():
     turns = summarize(evs)["sys"]["turns"]
     assert turns["endpointing"] == "system"
     interrupt = turns["scenarios"]["interrupt"]
-    assert interrupt["yielded_rate"]["value"] == 1.0 and interrupt["time_to_yield_ms"]["p50"] == pytest.approx(300)
+    assert interrupt["yielded_rate"]["value"] == 1.0 and interrupt["time_to_yield_ms"][
+        "p50"
+    ] == pytest.approx(300)

@@ -78,7 +78,9 @@ def test_a_pause_longer_than_the_hangover_ends_the_turn_early_only_without_the_o
 def test_barge_in_stops_loopback_and_it_answers_the_new_question(side_by_side):
     scenarios = side_by_side["system"].summary["loopback:delay_ms=100"]["turns"]["scenarios"]
     interrupt = scenarios["interrupt"]
-    assert interrupt["yielded_rate"]["value"] == 1.0 and interrupt["answers_interruption_rate"]["value"] == 1.0
+    assert (
+        interrupt["yielded_rate"]["value"] == 1.0 and interrupt["answers_interruption_rate"]["value"] == 1.0
+    )
     # it yields once the user's speech has lasted min_speech_ms (250 ms, 32 ms windows) plus the polling
     assert 250 <= interrupt["time_to_yield_ms"]["p50"] <= 250 + 32 + 200
     assert scenarios["backchannel"]["false_stop_rate"]["n"] == 1  # an energy VAD hears ఊ as a turn
@@ -165,7 +167,9 @@ def test_no_answer_by_the_listening_limit_is_no_answer_not_a_failure(tmp_path, s
 
 def test_endpointing_system_needs_realtime_pacing(tmp_path):
     with pytest.raises(RunError, match="realtime"):
-        run_benchmark(["loopback"], "synthetic-clips", out=tmp_path / "r", pacing="fast", endpointing="system")
+        run_benchmark(
+            ["loopback"], "synthetic-clips", out=tmp_path / "r", pacing="fast", endpointing="system"
+        )
 
 
 def test_the_microphone_plays_the_file_then_the_tail_with_injected_speech_mixed_in():
@@ -175,7 +179,9 @@ def test_the_microphone_plays_the_file_then_the_tail_with_injected_speech_mixed_
     x = np.concatenate([mic.read(i, 200) for i in range(0, 32000, 200)])
     assert np.array_equal(x[:1000], audio)
     tail = x[1000:]
-    assert 20 * np.log10(np.sqrt(np.mean(np.square(np.delete(tail, range(500, 600)))))) == pytest.approx(-55, abs=1)
+    assert 20 * np.log10(np.sqrt(np.mean(np.square(np.delete(tail, range(500, 600)))))) == pytest.approx(
+        -55, abs=1
+    )
     assert np.mean(x[1500:1600]) == pytest.approx(0.25, abs=0.01)
     again = Microphone(audio, 16000, "noise", -55.0, seed=3)
     assert np.array_equal(again.read(20000, 777), x[20000:20777])  # the same bed, read in any pieces

@@ -49,11 +49,15 @@ def test_the_pause_goes_into_the_quiet_gap_and_everything_else_is_the_question(b
     x = pause.load_audio(SR)
     plan, injections = pause.turn_plan(SR)
     start, end = plan["pause_s"]
-    assert PAUSE_RANGE_S[0] <= end - start <= PAUSE_RANGE_S[1] and end - start == pytest.approx(pause_length_s("a"))
+    assert PAUSE_RANGE_S[0] <= end - start <= PAUSE_RANGE_S[1] and end - start == pytest.approx(
+        pause_length_s("a")
+    )
     gap_at = (0.1 + 0.55 * 1.2) * SR
     assert gap_at <= start * SR <= gap_at + 0.06 * SR  # the quietest 10 ms of the middle
     cut = int(round(start * SR))
-    assert np.array_equal(x[:cut], original[:cut]) and np.array_equal(x[int(round(end * SR)) :], original[cut:])
+    assert np.array_equal(x[:cut], original[:cut]) and np.array_equal(
+        x[int(round(end * SR)) :], original[cut:]
+    )
     assert not np.any(x[cut : int(round(end * SR))]) and injections == []
 
 

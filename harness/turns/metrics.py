@@ -28,6 +28,10 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
   spans clipped to after B's end (FDB v1 user interruption TOR), ``interrupt_latency_ms``: their first start - B's
   end, 0 when negative (FDB v1 user interruption latency). ``answers_interruption``: yielded and took the turn
   after B (ours; FDB also asks GPT-4o whether the answer is about B: no content judge here).
+  ``stopped_by_interruption``: yielded, while the same question's ``smooth`` turn in the run, at the same time
+  after its first heard span, was speaking on past B's end (False: it was, and this turn did not yield; not
+  counted when the smooth twin is missing or had stopped by then: a short answer ends by itself, whatever the
+  user does, and ``yielded`` alone cannot tell).
 - backchannel scenario, C = the acknowledgement's speech: ``speaking_at_backchannel``: a heard span joined across
   0.5 s holds C's start. ``stopped_at_backchannel``: that span ends before C's end + ``STOP_WINDOW_S``.
   ``false_stop``: stopped, while the same question's ``smooth`` turn in the run, at the same time after its first
@@ -79,6 +83,7 @@ class TurnResult:
     interrupt_takeover: int | None = None
     interrupt_latency_ms: float | None = None
     answers_interruption: bool | None = None
+    stopped_by_interruption: bool | None = None
     speaking_at_backchannel: bool | None = None
     stopped_at_backchannel: bool | None = None
     false_stop: bool | None = None
@@ -173,25 +178,28 @@ def _interrupt(res: TurnResult, spans, joined, speech_end: float) -> None:
     res.answers_interruption = bool(res.yielded) and res.interrupt_takeover == 1
 
 
-def pair_backchannels(results: list[TurnResult]) -> None:
-    """Set ``false_stop`` on each backchannel turn from its smooth twin (same backend, same source)."""
+def pair_with_smooth(results: list[TurnResult]) -> None:
+    """Compare each interrupt and backchannel turn with its smooth twin (same backend, same question): was the
+    twin, at the same time after its first heard span, still speaking through the window where this turn stopped
+    or went on? Sets ``stopped_by_interruption`` and ``false_stop`` (module docstring)."""
     smooth = {(r.backend, r.source): r for r in results if r.scenario == "smooth" and r.status != "failed"}
     for r in results:
-        if r.scenario != "backchannel" or r.stopped_at_backchannel is None:
+        if r.scenario == "interrupt" and r.yielded is not None:
+            name, flag, until = "stopped_by_interruption", r.yielded, r.inject_s[1]
+        elif r.scenario == "backchannel" and r.stopped_at_backchannel is not None:
+            name, flag, until = "false_stop", r.stopped_at_backchannel, r.inject_s[1] + STOP_WINDOW_S
+        else:
             continue
         twin = smooth.get((r.backend, r.source))
         if twin is None or not twin.heard_s or not r.heard_s:
-            r.na["false_stop"] = "no smooth turn of the same question with audible output in this run"
+            r.na[name] = "no smooth turn of the same question with audible output in this run"
             continue
         shift = twin.heard_s[0][0] - r.heard_s[0][0]
-        at, until = r.inject_s[0] + shift, r.inject_s[1] + STOP_WINDOW_S + shift
-        around = span_at(fdb.merge(twin.heard_s, fdb.SYSTEM_MERGE_GAP_S), at)
-        if around is None or around[1] < until:
-            r.na["false_stop"] = (
-                "the smooth turn was not speaking on through the same window (a natural end?)"
-            )
+        around = span_at(fdb.merge(twin.heard_s, fdb.SYSTEM_MERGE_GAP_S), r.inject_s[0] + shift)
+        if around is None or around[1] < until + shift:
+            r.na[name] = "its smooth turn was not speaking on through the same window (a natural end?)"
             continue
-        r.false_stop = bool(r.stopped_at_backchannel)
+        setattr(r, name, bool(flag))
 
 
 def _rate(flags: list) -> dict:
@@ -214,7 +222,13 @@ def summarize_scenario(rows: list[TurnResult]) -> dict:
             out[name] = describe(values)
     flags = {
         "pause": ("pause_takeover", "spoke_in_pause"),
-        "interrupt": ("speaking_at_interrupt", "yielded", "interrupt_takeover", "answers_interruption"),
+        "interrupt": (
+            "speaking_at_interrupt",
+            "yielded",
+            "stopped_by_interruption",
+            "interrupt_takeover",
+            "answers_interruption",
+        ),
         "backchannel": ("speaking_at_backchannel", "stopped_at_backchannel", "false_stop"),
     }
     scenario = rows[0].scenario if rows else "smooth"
@@ -236,7 +250,7 @@ def turn_results(events: list[dict], speech_ends: dict[str, float | None]) -> li
         res = turn_result(b, u, evs, endpointing, speech_ends.get(u))
         if res is not None:
             out.append(res)
-    pair_backchannels(out)
+    pair_with_smooth(out)
     return out
 
 

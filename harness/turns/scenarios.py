@@ -39,8 +39,8 @@ SCENARIOS = ("smooth", "pause", "interrupt", "backchannel")
 PAUSE_RANGE_S = (0.4, 1.5)
 PAUSE_SEARCH = (0.4, 0.6)
 """The pause goes at the quietest 10 ms frame inside this fraction of the question's audible part."""
-INTERRUPT_AFTER_MS = 1000.0
-BACKCHANNEL_AFTER_MS = 1000.0
+INTERRUPT_AFTER_MS = 500.0
+BACKCHANNEL_AFTER_MS = 500.0
 BACKCHANNELS = ("ఊ", "అవును", "సరే")
 BACKCHANNEL_VOICES = ("espeak-te-f5", "espeak-te-m7")
 CLIP_MARGIN_S = 0.05

@@ -11,7 +11,8 @@ steps, both pure functions of what the event log and the output WAV hold:
 - :func:`play`: the player of harness.latency (each chunk starts when it has arrived and the one before has
   played; an underrun moves the playhead), plus one rule: a ``barge_in`` mark stops playback at once: audio
   received but not yet played when it arrives is never heard (a client that stops its speaker when the system
-  yields). Without such marks it is exactly harness.latency's player.
+  yields). Without such marks it is exactly harness.latency's player. On the user's clock, stretches less than
+  ``ACTIVITY_JOIN_MS`` apart are joined again (the player's underruns split what was one segment).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def heard_spans(
     segments: Sequence[tuple[int, int]], pieces: Sequence[Played], t0_ns: int, sample_rate: int
 ) -> list[tuple[float, float]]:
     """The audible ``segments`` (output samples) as heard: ``(start, end)`` seconds after ``t0_ns``, in time
-    order, pieces that touch joined; parts never played (dropped by a flush) are left out."""
+    order; parts never played (dropped by a flush) are left out, and stretches less than ``ACTIVITY_JOIN_MS``
+    apart on the user's clock (an underrun of the player inside a segment, say) are one."""
     ns_per_sample = 1e9 / sample_rate
     spans: list[tuple[float, float]] = []
     for p in pieces:
@@ -107,7 +109,7 @@ def heard_spans(
     spans.sort()
     joined: list[tuple[float, float]] = []
     for s, e in spans:
-        if joined and s - joined[-1][1] <= 0.5 / sample_rate:
+        if joined and s - joined[-1][1] < ACTIVITY_JOIN_MS / 1000:
             joined[-1] = (joined[-1][0], max(joined[-1][1], e))
         else:
             joined.append((s, e))
