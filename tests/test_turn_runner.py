@@ -81,8 +81,9 @@ def test_barge_in_stops_loopback_and_it_answers_the_new_question(side_by_side):
     assert (
         interrupt["yielded_rate"]["value"] == 1.0 and interrupt["answers_interruption_rate"]["value"] == 1.0
     )
-    # it yields once the user's speech has lasted min_speech_ms (250 ms, 32 ms windows) plus the polling
-    assert 250 <= interrupt["time_to_yield_ms"]["p50"] <= 250 + 32 + 200
+    # it yields once the user's speech has lasted min_speech_ms (250 ms) on 32 ms windows (the first of which may
+    # hold up to 32 ms before the speech), plus the time until the runner polls the mark
+    assert 250 - 32 <= interrupt["time_to_yield_ms"]["p50"] <= 250 + 32 + 200
     assert scenarios["backchannel"]["false_stop_rate"]["n"] == 1  # an energy VAD hears ఊ as a turn
     oracle = side_by_side["oracle"].summary["loopback:delay_ms=100"]["turns"]["scenarios"]["interrupt"]
     assert "not_counted" in oracle and oracle.get("yielded_rate", {}).get("n", 0) == 0
