@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness.latency import summarize, utterance_latency
-from harness.turns.metrics import pair_with_smooth, turn_result
+from harness.turns.metrics import TurnResult, pair_with_smooth, turn_result
 from harness.turns.timeline import heard_spans, output_activity, play
 
 SR = 16000
@@ -232,3 +232,16 @@ def test_summaries_carry_turns_and_latency_covers_the_first_answer():
     assert interrupt["yielded_rate"]["value"] == 1.0 and interrupt["time_to_yield_ms"][
         "p50"
     ] == pytest.approx(300)
+
+
+def test_docs_carry_every_turn_taking_definition_verbatim():
+    from pathlib import Path
+
+    from harness.report.definitions import TURNS_BEGIN, TURNS_END, turn_definitions, turns_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "turn-taking.md").read_text(encoding="utf-8")
+    block = text[text.index(TURNS_BEGIN) : text.index(TURNS_END) + len(TURNS_END)]
+    assert block == turns_markdown(), "stale: run `python -m harness.report.definitions --turns docs/turn-taking.md`"
+    names = set(turn_definitions())
+    fields = {f for f in TurnResult.__dataclass_fields__ if f not in ("backend", "utt", "scenario", "source", "status", "na", "heard_s", "inject_s")}
+    assert fields <= names, fields - names

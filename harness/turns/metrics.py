@@ -13,32 +13,38 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
   (first start to last end) 1; shorter 1 only with more than 3 spans (FDB: words). ``takeover_rate``: the mean,
   95% Wilson interval. FDB v1 smooth turn-taking TOR (higher is better).
 - ``response_latency_ms``: for turns taken, first heard span start - ``speech_end``, 0 when negative (the system
-  started before the user had finished). Summaries' ``mean`` is FDB v1 smooth turn-taking "Average latency".
+  started before the user had finished). The summary's ``mean`` is FDB v1 smooth turn-taking "Average latency".
 - ``endpoint_ms``: the endpointer adapter's first ``endpoint`` mark (received) - ``speech_end``: what deciding that
   the user has finished costs (no FDB counterpart).
-- ``pause_takeover`` (pause scenario): the take-turn rule over the heard spans clipped to [start, ``speech_end``]:
+- ``pause_takeover``: pause scenario: the take-turn rule over the heard spans clipped to [start, ``speech_end``]:
   the system took the turn before the user had really finished. FDB v1 pause handling TOR (lower is better).
-- ``spoke_in_pause`` (pause scenario): any heard span overlaps the spliced pause (ours; any sound counts).
-- interrupt scenario, B = the interrupting question's speech (the ``inject`` event's ``speech_s``):
-  ``speaking_at_interrupt``: a heard span, joined across gaps up to 0.5 s (FDB v1.5's system merge gap), holds B's
-  start. ``time_to_yield_ms``: that span's end - B's start: how long the system talked over the user.
-  ``yielded``: it ended before B did. ``stop_latency_ms``: FDB v1.5's stop latency, the length of the overlap of
-  the user's and the system's merged segments (0.6 s / 0.5 s gaps; user segments: [0, ``speech_end``] and B) that
-  meets B; it equals ``min(time_to_yield, B's length)``. ``interrupt_takeover``: the take-turn rule over the heard
-  spans clipped to after B's end (FDB v1 user interruption TOR), ``interrupt_latency_ms``: their first start - B's
-  end, 0 when negative (FDB v1 user interruption latency). ``answers_interruption``: yielded and took the turn
-  after B (ours; FDB also asks GPT-4o whether the answer is about B: no content judge here).
-  ``stopped_by_interruption``: yielded, while the same question's ``smooth`` turn in the run, at the same time
-  after its first heard span, was speaking on past B's end (False: it was, and this turn did not yield; not
-  counted when the smooth twin is missing or had stopped by then: a short answer ends by itself, whatever the
-  user does, and ``yielded`` alone cannot tell).
-- backchannel scenario, C = the acknowledgement's speech: ``speaking_at_backchannel``: a heard span joined across
-  0.5 s holds C's start. ``stopped_at_backchannel``: that span ends before C's end + ``STOP_WINDOW_S``.
-  ``false_stop``: stopped, while the same question's ``smooth`` turn in the run, at the same time after its first
-  heard span, was speaking and went on past the same window end; a turn whose smooth twin is missing, silent there
-  or ending within the window is not counted (its stop could be the answer's natural end). ``false_stop_rate``:
-  false stops / turns counted (FDB v1.5 user backchannel asks the same question of a language model: does the
-  system resume; no timing counterpart).
+- ``spoke_in_pause``: pause scenario: any heard span overlaps the spliced pause (ours; any sound counts).
+- ``speaking_at_interrupt``: interrupt scenario (B = the interrupting question's speech, the ``inject`` event's
+  ``speech_s``): a heard span, joined across gaps up to 0.5 s (FDB v1.5's system merge gap), holds B's start.
+- ``time_to_yield_ms``: interrupt scenario: the end of that joined span - B's start: how long the system talked
+  over the user.
+- ``yielded``: interrupt scenario: that span ended before B did.
+- ``stopped_by_interruption``: interrupt scenario: yielded, while the same question's ``smooth`` turn in the run,
+  at the same time after its first heard span, was speaking on past B's end (False: it was, and this turn did not
+  yield). Not counted when the smooth twin is missing or had stopped by then: a short answer ends by itself,
+  whatever the user does, and ``yielded`` alone cannot tell.
+- ``stop_latency_ms``: interrupt scenario: FDB v1.5's stop latency: the length of the overlap of the user's and the
+  system's merged segments (0.6 s and 0.5 s gaps; user segments [0, ``speech_end``] and B) that meets B; it equals
+  ``min(time_to_yield, B's length)``.
+- ``interrupt_takeover``: interrupt scenario: the take-turn rule over the heard spans clipped to after B's end.
+  FDB v1 user interruption TOR.
+- ``interrupt_latency_ms``: interrupt scenario: for turns taken after B, their first heard start - B's end, 0 when
+  negative. FDB v1 user interruption latency.
+- ``answers_interruption``: interrupt scenario: yielded and took the turn after B (ours; FDB also asks GPT-4o
+  whether the answer is about B: there is no content judge here).
+- ``speaking_at_backchannel``: backchannel scenario (C = the acknowledgement's speech): a heard span joined across
+  0.5 s holds C's start.
+- ``stopped_at_backchannel``: backchannel scenario: that span ends before C's end + ``STOP_WINDOW_S`` (0.5 s).
+- ``false_stop``: backchannel scenario: stopped, while the same question's ``smooth`` turn, at the same time after
+  its first heard span, was speaking on past that window's end (False: it was, and this turn went on); not counted
+  when the twin is missing, silent there or ending within the window (the stop could be the answer's natural
+  end). ``false_stop_rate``: false stops / turns counted. FDB v1.5 user backchannel asks a language model whether
+  the system resumes; there is no timing counterpart.
 """
 
 from __future__ import annotations
