@@ -41,11 +41,6 @@ def test_every_summarised_metric_is_defined():
 def test_run_format_lists_exactly_the_settings_that_exist():
     text = (ROOT / "docs" / "run-format.md").read_text(encoding="utf-8")
     start = text.index("{", text.index('"settings": {'))
-    depth, end = 0, start
-    for end, ch in enumerate(text[start:], start):  # the settings object, nested ones included
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        if depth == 0:
-            break
-    example = json.loads(text[start : end + 1])  # valid JSON
+    example, _ = json.JSONDecoder().raw_decode(text, start)  # valid JSON, nested objects included
     assert set(example) == {f.name for f in dataclasses.fields(RunSettings)}
     assert set(example["endpointer"]) == {f.name for f in dataclasses.fields(EndpointerSettings)}

@@ -241,7 +241,13 @@ def test_docs_carry_every_turn_taking_definition_verbatim():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "turn-taking.md").read_text(encoding="utf-8")
     block = text[text.index(TURNS_BEGIN) : text.index(TURNS_END) + len(TURNS_END)]
-    assert block == turns_markdown(), "stale: run `python -m harness.report.definitions --turns docs/turn-taking.md`"
+    assert block == turns_markdown(), (
+        "stale: run `python -m harness.report.definitions --turns docs/turn-taking.md`"
+    )
     names = set(turn_definitions())
-    fields = {f for f in TurnResult.__dataclass_fields__ if f not in ("backend", "utt", "scenario", "source", "status", "na", "heard_s", "inject_s")}
+    fields = {
+        f
+        for f in TurnResult.__dataclass_fields__
+        if f not in ("backend", "utt", "scenario", "source", "status", "na", "heard_s", "inject_s")
+    }
     assert fields <= names, fields - names

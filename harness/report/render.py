@@ -17,7 +17,6 @@ from .. import __version__
 from . import plots
 from .definitions import all_definitions
 from .runs import RunData, load_run_folder
-from .turns import has_turns, turns_frame, turns_note
 from .tables import (
     LATENCY_ONLY,
     failures_frame,
@@ -27,6 +26,7 @@ from .tables import (
     summary_frame,
     utterance_frame,
 )
+from .turns import has_turns, turns_frame, turns_note
 
 REPORT_SCHEMA = "s2s-bench.report/1"
 MAX_UTTERANCE_ROWS = 400  # in report.md / report.html; the CSV has every row
