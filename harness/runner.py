@@ -103,29 +103,11 @@ class RunSettings:
             resolve_vad(self.vad)
         except ModuleNotFoundError as exc:
             raise RunError(str(exc)) from None
-        if self.endpointing not in ("oracle", "system"):
-            raise RunError(f"Expected endpointing to be oracle or system but got {self.endpointing!r}")
-        if self.endpointing == "system":
-            if self.pacing != "realtime":
-                raise RunError(
-                    "endpointing=system needs pacing=realtime: the system decides from the audio's timing, "
-                    "and in fast pacing there is none"
-                )
-            if self.tail not in ("silence", "noise"):
-                raise RunError(f"Expected tail to be silence or noise but got {self.tail!r}")
-            if not (self.settle_s > 0 and math.isfinite(self.settle_s)):
-                raise RunError(
-                    f"Expected settle_s to be a finite number of seconds > 0 but got {self.settle_s}"
-                )
-            if not math.isfinite(self.tail_noise_dbfs):
-                raise RunError(
-                    f"Expected tail_noise_dbfs to be a finite level but got {self.tail_noise_dbfs}"
-                )
-            try:
-                self.endpointer.validate()
-                resolve_vad(self.endpointer.vad)
-            except (ValueError, ModuleNotFoundError) as exc:
-                raise RunError(str(exc)) from None
+        from .turns.driver import settings_problem
+
+        problem = settings_problem(self)
+        if problem:
+            raise RunError(problem)
 
 
 class _Timeout(Exception):

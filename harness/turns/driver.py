@@ -92,6 +92,37 @@ class Microphone:
         return self._noise[index]
 
 
+def settings_problem(settings) -> str | None:
+    """What is wrong with a run's turn-taking settings (``RunSettings``: endpointing, tail, settle_s, endpointer),
+    or None."""
+    import math
+
+    from ..vad import resolve_method
+
+    s = settings
+    if s.endpointing not in ("oracle", "system"):
+        return f"Expected endpointing to be oracle or system but got {s.endpointing!r}"
+    if s.endpointing == "oracle":
+        return None
+    if s.pacing != "realtime":
+        return (
+            "endpointing=system needs pacing=realtime: the system decides from the audio's timing, and in fast "
+            "pacing there is none"
+        )
+    if s.tail not in TAILS:
+        return f"Expected tail to be one of {', '.join(TAILS)} but got {s.tail!r}"
+    if not (s.settle_s > 0 and math.isfinite(s.settle_s)):
+        return f"Expected settle_s to be a finite number of seconds > 0 but got {s.settle_s}"
+    if not math.isfinite(s.tail_noise_dbfs):
+        return f"Expected tail_noise_dbfs to be a finite level in dBFS but got {s.tail_noise_dbfs}"
+    try:
+        s.endpointer.validate()
+        resolve_method(s.endpointer.vad)
+    except (ValueError, ModuleNotFoundError) as exc:
+        return str(exc)
+    return None
+
+
 def noise_seed(run_seed: int, utt_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{run_seed}\x1f{utt_id}".encode()).digest()[:4], "little")
 
