@@ -248,6 +248,6 @@ def test_docs_carry_every_turn_taking_definition_verbatim():
     fields = {
         f
         for f in TurnResult.__dataclass_fields__
-        if f not in ("backend", "utt", "scenario", "source", "status", "na", "heard_s", "inject_s")
+        if f not in ("backend", "utt", "scenario", "source", "status", "na", "heard_s", "inject_s", "stop_s")
     }
     assert fields <= names, fields - names

@@ -24,10 +24,11 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
 - ``time_to_yield_ms``: interrupt scenario: the end of that joined span - B's start: how long the system talked
   over the user.
 - ``yielded``: interrupt scenario: that span ended before B did.
-- ``stopped_by_interruption``: interrupt scenario: yielded, while the same question's ``smooth`` turn in the run,
-  at the same time after its first heard span, was speaking on past B's end (False: it was, and this turn did not
-  yield). Not counted when the smooth twin is missing or had stopped by then: a short answer ends by itself,
-  whatever the user does, and ``yielded`` alone cannot tell.
+- ``stopped_by_interruption``: interrupt scenario: yielded, while the same question's ``smooth`` turn in the run
+  (its twin), at the same time after its first heard span, was still speaking ``STOP_WINDOW_S`` (0.5 s) after
+  this turn stopped: the user's speech stopped it. False: it talked on past B's end, the twin too (+0.5 s). Not
+  counted when the twin is missing or had stopped by then as well: a short answer ends by itself, whatever the
+  user does, and ``yielded`` alone cannot tell.
 - ``stop_latency_ms``: interrupt scenario: FDB v1.5's stop latency: the length of the overlap of the user's and the
   system's merged segments (0.6 s and 0.5 s gaps; user segments [0, ``speech_end``] and B) that meets B; it equals
   ``min(time_to_yield, B's length)``.
@@ -40,10 +41,10 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
 - ``speaking_at_backchannel``: backchannel scenario (C = the acknowledgement's speech): a heard span joined across
   0.5 s holds C's start.
 - ``stopped_at_backchannel``: backchannel scenario: that span ends before C's end + ``STOP_WINDOW_S`` (0.5 s).
-- ``false_stop``: backchannel scenario: stopped, while the same question's ``smooth`` turn, at the same time after
-  its first heard span, was speaking on past that window's end (False: it was, and this turn went on); not counted
-  when the twin is missing, silent there or ending within the window (the stop could be the answer's natural
-  end). ``false_stop_rate``: false stops / turns counted. FDB v1.5 user backchannel asks a language model whether
+- ``false_stop``: backchannel scenario: stopped, while the smooth twin (as above) was still speaking 0.5 s after
+  this turn stopped (False: it went on through the window, the twin too, +0.5 s); not counted when the twin is
+  missing or had stopped by then as well (the stop could be the answer's natural end). ``false_stop_rate``: false
+  stops / turns counted. FDB v1.5 user backchannel asks a language model whether
   the system resumes; there is no timing counterpart.
 """
 
@@ -96,6 +97,8 @@ class TurnResult:
     na: dict[str, str] = field(default_factory=dict)
     heard_s: list[tuple[float, float]] = field(default_factory=list, repr=False)
     inject_s: tuple[float, float] | None = None
+    stop_s: float | None = None
+    """Where the system's (joined) audio that held the injection's start ended."""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -162,6 +165,7 @@ def turn_result(
             around = span_at(joined, res.inject_s[0])
             res.speaking_at_backchannel = around is not None
             if around is not None:
+                res.stop_s = around[1]
                 res.stopped_at_backchannel = around[1] < res.inject_s[1] + STOP_WINDOW_S
     return res
 
@@ -171,6 +175,7 @@ def _interrupt(res: TurnResult, spans, joined, speech_end: float) -> None:
     around = span_at(joined, b_start)
     res.speaking_at_interrupt = around is not None
     if around is not None:
+        res.stop_s = around[1]
         res.time_to_yield_ms = (around[1] - b_start) * 1000
         res.yielded = around[1] < b_end
         user = fdb.merge([(0.0, speech_end), (b_start, b_end)], fdb.USER_MERGE_GAP_S)
@@ -186,14 +191,14 @@ def _interrupt(res: TurnResult, spans, joined, speech_end: float) -> None:
 
 def pair_with_smooth(results: list[TurnResult]) -> None:
     """Compare each interrupt and backchannel turn with its smooth twin (same backend, same question): was the
-    twin, at the same time after its first heard span, still speaking through the window where this turn stopped
-    or went on? Sets ``stopped_by_interruption`` and ``false_stop`` (module docstring)."""
+    twin, at the same time after its first heard span, still speaking ``STOP_WINDOW_S`` after the moment this
+    turn stopped (or its window ended)? Sets ``stopped_by_interruption`` and ``false_stop`` (module docstring)."""
     smooth = {(r.backend, r.source): r for r in results if r.scenario == "smooth" and r.status != "failed"}
     for r in results:
         if r.scenario == "interrupt" and r.yielded is not None:
-            name, flag, until = "stopped_by_interruption", r.yielded, r.inject_s[1]
+            name, flag, window_end = "stopped_by_interruption", r.yielded, r.inject_s[1]
         elif r.scenario == "backchannel" and r.stopped_at_backchannel is not None:
-            name, flag, until = "false_stop", r.stopped_at_backchannel, r.inject_s[1] + STOP_WINDOW_S
+            name, flag, window_end = "false_stop", r.stopped_at_backchannel, r.inject_s[1] + STOP_WINDOW_S
         else:
             continue
         twin = smooth.get((r.backend, r.source))
@@ -201,9 +206,10 @@ def pair_with_smooth(results: list[TurnResult]) -> None:
             r.na[name] = "no smooth turn of the same question with audible output in this run"
             continue
         shift = twin.heard_s[0][0] - r.heard_s[0][0]
+        until = min(r.stop_s, window_end) + STOP_WINDOW_S + shift
         around = span_at(fdb.merge(twin.heard_s, fdb.SYSTEM_MERGE_GAP_S), r.inject_s[0] + shift)
-        if around is None or around[1] < until + shift:
-            r.na[name] = "its smooth turn was not speaking on through the same window (a natural end?)"
+        if around is None or around[1] < until:
+            r.na[name] = "its smooth turn had stopped by then too (a natural end?)"
             continue
         setattr(r, name, bool(flag))
 
