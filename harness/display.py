@@ -105,7 +105,7 @@ def turns_table(summary: dict[str, dict]) -> str:
     """One Markdown row per backend x turn-taking scenario (harness.turns.metrics); empty without any."""
     header = (
         "| backend | endpointing | scenario | n | takeover (TOR) | response latency ms mean / p50 | "
-        "endpoint ms p50 | pause takeover | spoke in pause | yielded | stopped by interruption | "
+        "endpoint ms p50 | early endpoint | pause takeover | spoke in pause | yielded | stopped by interruption | "
         "time to yield ms p50 | answers interruption | false stops at backchannels |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -118,7 +118,8 @@ def turns_table(summary: dict[str, dict]) -> str:
             lines.append(
                 f"| {key} | {turns['endpointing']} | {name} | {t['n'] - t['n_failed']} | "
                 f"{_rate(t['takeover_rate'])} | {_fmt(latency, 'mean')} / {_fmt(latency)} | "
-                f"{_fmt(t.get('endpoint_ms', {}))} | {_rate(t.get('pause_takeover_rate'))} | "
+                f"{_fmt(t.get('endpoint_ms', {}))} | {_rate(t.get('early_endpoint_rate'))} | "
+                f"{_rate(t.get('pause_takeover_rate'))} | "
                 f"{_rate(t.get('spoke_in_pause_rate'))} | {_rate(t.get('yielded_rate'))} | "
                 f"{_rate(t.get('stopped_by_interruption_rate'))} | "
                 f"{_fmt(t.get('time_to_yield_ms', {}))} | {_rate(t.get('answers_interruption_rate'))} | "

@@ -103,6 +103,7 @@ def test_smooth_turn_takeover_latency_and_endpointing_cost():
     log.audio(2.6, 1.5)
     r = log.result()
     assert (r.takeover, r.response_latency_ms, r.endpoint_ms) == (1, pytest.approx(600), pytest.approx(500))
+    assert r.early_endpoint is False
 
 
 def test_a_short_blip_is_not_a_turn_and_an_early_answer_has_zero_latency():
@@ -177,12 +178,14 @@ def test_a_buffered_answer_is_cut_where_the_barge_in_stops_the_player():
     assert log.result().time_to_yield_ms == pytest.approx(250)
 
 
-def _backchannel(stop_at=None, twin_seconds=4.0):
+def _backchannel(stop_at=None, twin_seconds=4.0, resume_at=None):
     bc = Log("q.backchannel", {"scenario": "backchannel", "source": "q"})
     bc.audio(2.6, (stop_at or 6.6) - 2.6)
     bc.inject("backchannel", 3.6, 4.0)
     if stop_at:
         bc.mark("barge_in", stop_at)
+    if resume_at:
+        bc.audio(resume_at, 1.0)
     twin = Log("q.smooth", {"scenario": "smooth", "source": "q"})
     twin.audio(2.6, twin_seconds)
     results = [bc.result(), twin.result()]
@@ -193,6 +196,12 @@ def _backchannel(stop_at=None, twin_seconds=4.0):
 def test_a_stop_at_a_backchannel_is_false_when_the_same_answer_goes_on_without_it():
     r = _backchannel(stop_at=3.85)
     assert (r.speaking_at_backchannel, r.stopped_at_backchannel, r.false_stop) == (True, True, True)
+
+
+@pytest.mark.parametrize(("resume_at", "resumed"), [(None, False), (4.5, True), (6.0, False)])
+def test_a_stop_at_a_backchannel_may_be_resumed_within_two_seconds(resume_at, resumed):
+    r = _backchannel(stop_at=3.85, resume_at=resume_at)
+    assert r.false_stop and r.resumed_after_backchannel is resumed
 
 
 def test_going_on_through_a_backchannel_is_no_false_stop():

@@ -95,11 +95,17 @@ def test_both_runs_rescore_and_their_folders_agree(side_by_side):
 
 
 class SelfTimed(Backend):
-    """Answers 0.3 s of tone once it has heard ``wait_ms`` of silence after sound; never with ``never``."""
+    """Answers ``answer_s`` of tone once it has heard ``wait_ms`` of silence after sound; never with ``never``;
+    with ``many`` it answers every such turn and never ends by itself."""
 
     name = "selftimed-test"
     endpoints_itself = True
-    options = {"wait_ms": Option(float, 300.0), "never": Option(bool, False)}
+    options = {
+        "wait_ms": Option(float, 300.0),
+        "never": Option(bool, False),
+        "answer_s": Option(float, 0.3),
+        "many": Option(bool, False),
+    }
     ended_inputs = 0
 
     def open_session(self) -> Session:
@@ -108,23 +114,25 @@ class SelfTimed(Backend):
 
 class _SelfTimedSession(Session):
     def __init__(self, backend):
-        self.b, self.heard, self.quiet, self.out, self.sent = backend, False, 0, None, False
+        self.b, self.heard, self.quiet, self.out, self.sent = backend, False, 0, [], False
 
     def push(self, pcm):
+        o = self.b.opts
         if np.sqrt(np.mean(pcm**2)) > 0.01:
             self.heard, self.quiet = True, 0
         elif self.heard:
             self.quiet += pcm.size
-            if self.quiet >= self.b.opts["wait_ms"] * 16 and self.out is None and not self.b.opts["never"]:
-                self.out = (0.2 * np.ones(4800)).astype(np.float32)
+            if self.quiet >= o["wait_ms"] * 16 and not o["never"] and (o["many"] or not self.sent):
+                self.out.append((0.2 * np.ones(int(o["answer_s"] * 16000))).astype(np.float32))
+                self.heard = False
 
     def end_input(self):
         SelfTimed.ended_inputs += 1
 
     def poll(self, timeout=0.0):
-        if self.out is not None and not self.sent:
+        if self.out:
             self.sent = True
-            return OutputChunk(audio=self.out)
+            return OutputChunk(audio=self.out.pop(0))
         import time
 
         time.sleep(timeout)
@@ -132,7 +140,7 @@ class _SelfTimedSession(Session):
 
     @property
     def done(self):
-        return self.sent
+        return self.sent and not self.b.opts["many"] and not self.out
 
 
 @hookimpl
@@ -164,6 +172,19 @@ def test_no_answer_by_the_listening_limit_is_no_answer_not_a_failure(tmp_path, s
     summary = run.summary["selftimed-test:never=true"]
     assert summary["n_no_answer"] == 1 and summary["n_failed"] == 0
     assert summary["turns"]["scenarios"]["smooth"]["takeover_rate"]["value"] == 0.0
+
+
+def test_listening_goes_on_after_injected_speech_until_a_self_endpointing_system_has_answered(
+    tmp_path, selftimed
+):
+    """The settle time counts from the end of the user's injected speech, not from the last output."""
+    key = "selftimed-test:many=true,answer_s=1.2"
+    run = measure(
+        tmp_path, "many", "system", [key], utts=[u for u in short_questions() if "interrupt" in u.id]
+    )
+    (r,) = run.summary[key]["turns"]["scenarios"].values()
+    assert r["yielded_rate"]["value"] == 1.0  # its 1.2 s answer, sent at once, ends while the user speaks
+    assert r["answers_interruption_rate"]["value"] == 1.0  # and it answers the new question 300 ms after it
 
 
 def test_endpointing_system_needs_realtime_pacing(tmp_path):

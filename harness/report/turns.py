@@ -28,6 +28,7 @@ COLUMNS = {
     "response latency ms, mean (FDB)": ("response_latency_ms", lambda s: _ms(s, "mean")),
     "response latency ms, p50": ("response_latency_ms", _ms),
     "endpoint ms, p50": ("endpoint_ms", _ms),
+    "early endpoint": ("early_endpoint_rate", _rate),
     "pause takeover (FDB TOR)": ("pause_takeover_rate", _rate),
     "spoke in pause": ("spoke_in_pause_rate", _rate),
     "yielded": ("yielded_rate", _rate),
@@ -36,6 +37,8 @@ COLUMNS = {
     "stop latency ms, mean (FDB v1.5)": ("stop_latency_ms", lambda s: _ms(s, "mean")),
     "answers interruption": ("answers_interruption_rate", _rate),
     "interrupt latency ms, mean (FDB)": ("interrupt_latency_ms", lambda s: _ms(s, "mean")),
+    "stopped at backchannel": ("stopped_at_backchannel_rate", _rate),
+    "resumed after it": ("resumed_after_backchannel_rate", _rate),
     "false stops at backchannels": ("false_stop_rate", _rate),
 }
 

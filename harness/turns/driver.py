@@ -14,7 +14,7 @@ itself), writes ``utt_start`` and, at the end, the output; in between it hands o
   (the session ended first, or nothing was ever heard) is recorded with the reason.
 - Listening stops when the session is done; or when nothing is left to inject, what was received has been played
   and the system is quiet: the adapter says it is idle, or (a backend that endpoints itself) ``settle_s`` passed
-  with no new output; or at the limit, ``timeout_s`` after the end of the file: without an audible answer the
+  with no new output and no injected speech; or at the limit, ``timeout_s`` after the end of the file: without an audible answer the
   turn is ``no_answer`` (the system never took it), with one still going it is ``truncated`` (as a timeout).
 """
 
@@ -238,8 +238,8 @@ def drive_system(
             continue
         if heard.played_end_ns() > t:
             continue
-        if self_endpointing:
-            quiet_since = heard.last_chunk_ns or t0
+        if self_endpointing:  # quiet since its last output, and since the user's injected speech ended
+            quiet_since = max(heard.last_chunk_ns or t0, t0 + injected_until / in_sr * 1e9)
             if t - quiet_since >= s.settle_s * 1e9:
                 break
         elif session.idle:

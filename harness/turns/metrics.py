@@ -16,6 +16,8 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
   started before the user had finished). The summary's ``mean`` is FDB v1 smooth turn-taking "Average latency".
 - ``endpoint_ms``: the endpointer adapter's first ``endpoint`` mark (received) - ``speech_end``: what deciding that
   the user has finished costs (no FDB counterpart).
+- ``early_endpoint``: the endpointer adapter ended the user's turn before ``speech_end`` (``endpoint_ms`` < 0):
+  the backend got only part of the question, whether or not it was heard answering before the end.
 - ``pause_takeover``: pause scenario: the take-turn rule over the heard spans clipped to [start, ``speech_end``]:
   the system took the turn before the user had really finished. FDB v1 pause handling TOR (lower is better).
 - ``spoke_in_pause``: pause scenario: any heard span overlaps the spliced pause (ours; any sound counts).
@@ -41,6 +43,8 @@ where they use ASR words. Failed turns are left out of every turn-taking figure 
 - ``speaking_at_backchannel``: backchannel scenario (C = the acknowledgement's speech): a heard span joined across
   0.5 s holds C's start.
 - ``stopped_at_backchannel``: backchannel scenario: that span ends before C's end + ``STOP_WINDOW_S`` (0.5 s).
+- ``resumed_after_backchannel``: backchannel scenario, turns that stopped: heard again within
+  ``RESUME_WINDOW_S`` (2 s) after the stop.
 - ``false_stop``: backchannel scenario: stopped, while the smooth twin (as above) was still speaking 0.5 s after
   this turn stopped (False: it went on through the window, the twin too, +0.5 s); not counted when the twin is
   missing or had stopped by then as well (the stop could be the answer's natural end). ``false_stop_rate``: false
@@ -59,6 +63,8 @@ from .timeline import clip, heard_spans, play, span_at
 
 STOP_WINDOW_S = 0.5
 """A backchannel stops the system when its audio ends before the acknowledgement's end + this."""
+RESUME_WINDOW_S = 2.0
+"""A system that stopped at a backchannel resumed when it is heard again within this long after it stopped."""
 TURN_METRICS = (
     "response_latency_ms",
     "endpoint_ms",
@@ -81,6 +87,7 @@ class TurnResult:
     takeover: int | None = None
     response_latency_ms: float | None = None
     endpoint_ms: float | None = None
+    early_endpoint: bool | None = None
     pause_takeover: int | None = None
     spoke_in_pause: bool | None = None
     speaking_at_interrupt: bool | None = None
@@ -93,6 +100,7 @@ class TurnResult:
     stopped_by_interruption: bool | None = None
     speaking_at_backchannel: bool | None = None
     stopped_at_backchannel: bool | None = None
+    resumed_after_backchannel: bool | None = None
     false_stop: bool | None = None
     na: dict[str, str] = field(default_factory=dict)
     heard_s: list[tuple[float, float]] = field(default_factory=list, repr=False)
@@ -146,6 +154,7 @@ def turn_result(
     endpoint = next((e["t"] for e in evs if e["e"] == "mark" and e.get("name") == "endpoint"), None)
     if endpoint is not None:
         res.endpoint_ms = ((endpoint - t0) / 1e9 - speech_end) * 1000
+        res.early_endpoint = res.endpoint_ms < 0
     if res.scenario == "pause" and plan.get("pause_s"):
         pause = plan["pause_s"]
         res.pause_takeover = fdb.take_turn(clip(spans, 0.0, speech_end))
@@ -167,6 +176,9 @@ def turn_result(
             if around is not None:
                 res.stop_s = around[1]
                 res.stopped_at_backchannel = around[1] < res.inject_s[1] + STOP_WINDOW_S
+                if res.stopped_at_backchannel:
+                    back = [s0 for s0, _ in spans if around[1] < s0 <= around[1] + RESUME_WINDOW_S]
+                    res.resumed_after_backchannel = bool(back)
     return res
 
 
@@ -227,6 +239,7 @@ def summarize_scenario(rows: list[TurnResult]) -> dict:
         "n": len(rows),
         "n_failed": len(rows) - len(live),
         "takeover_rate": _rate([r.takeover for r in live]),
+        "early_endpoint_rate": _rate([r.early_endpoint for r in live]),
     }
     for name in TURN_METRICS:
         values = [getattr(r, name) for r in live]
@@ -241,7 +254,12 @@ def summarize_scenario(rows: list[TurnResult]) -> dict:
             "interrupt_takeover",
             "answers_interruption",
         ),
-        "backchannel": ("speaking_at_backchannel", "stopped_at_backchannel", "false_stop"),
+        "backchannel": (
+            "speaking_at_backchannel",
+            "stopped_at_backchannel",
+            "resumed_after_backchannel",
+            "false_stop",
+        ),
     }
     scenario = rows[0].scenario if rows else "smooth"
     for name in flags.get(scenario, ()):
