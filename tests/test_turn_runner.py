@@ -209,3 +209,17 @@ def test_the_microphone_plays_the_file_then_the_tail_with_injected_speech_mixed_
     assert np.array_equal(again.read(20000, 777), x[20000:20777])  # the same bed, read in any pieces
     quiet = Microphone(audio, 16000, "silence", -55.0, seed=3)
     assert not np.any(quiet.read(1000, 5000))
+
+
+def test_the_trigger_follows_what_the_user_hears_not_what_was_dropped():
+    from harness.backend import OutputChunk
+    from harness.turns.driver import Heard
+
+    ns = 10**9
+    heard = Heard(16000)
+    heard.add(OutputChunk(audio=np.zeros(16000, np.float32)), 1 * ns)  # 1 s of silence, played 1-2 s
+    heard.add(OutputChunk(audio=np.full(8000, 0.2, np.float32)), int(1.2 * ns))  # queued behind it
+    heard.add(OutputChunk(marks=("barge_in",)), int(1.5 * ns))  # dropped before it was heard
+    assert heard.onset_ns is None and heard.played_end_ns == 1.5 * ns
+    heard.add(OutputChunk(audio=np.full(8000, 0.2, np.float32)), 3 * ns)
+    assert heard.onset_ns == 3 * ns and heard.played_end_ns == 3.5 * ns

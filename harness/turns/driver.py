@@ -128,38 +128,43 @@ def noise_seed(run_seed: int, utt_id: str) -> int:
 
 
 class Heard:
-    """Follows the output as it arrives: when its first audible sample is heard and when playback ends."""
+    """Follows the output as it arrives: when its first audible sample is heard and when playback ends (the
+    player of :mod:`.timeline`, kept up to date chunk by chunk)."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sr = sample_rate
         self.items: list[tuple[str, int, int]] = []
-        self._audio: list[np.ndarray] = []
+        self._audio: list[np.ndarray] = []  # the output from sample ``_first`` on, until it is first heard
+        self._first = 0
         self.onset_ns: float | None = None
         self.last_chunk_ns: int | None = None
+        self.played_end_ns = 0.0
+        """When everything received so far has been played (or was dropped by a barge-in)."""
 
     def add(self, chunk: OutputChunk, t: int) -> None:
         if BARGE_IN_MARK in chunk.marks:
             self.items.append(("flush", t, 0))
+            self.played_end_ns = min(self.played_end_ns, float(t))
         if chunk.audio is None or not np.asarray(chunk.audio).size:
             return
         pcm = np.asarray(chunk.audio, dtype=np.float32)
         self.items.append(("out", t, pcm.size))
         self.last_chunk_ns = t
+        self.played_end_ns = max(float(t), self.played_end_ns) + pcm.size * 1e9 / self.sr
         if self.onset_ns is None:
             self._audio.append(pcm)
-            onset = first_audible_sample(np.concatenate(self._audio), self.sr)
-            if onset is not None:
-                self._audio = []
-                for p in play(self.items, self.sr):
-                    if p.first <= onset < p.first + max(p.n, 1):
-                        self.onset_ns = p.start_ns + (onset - p.first) * 1e9 / self.sr
-                        break
-                else:  # dropped by a flush before it was heard: the next audible sample decides
-                    self.onset_ns = None
-
-    def played_end_ns(self) -> float:
-        pieces = play(self.items, self.sr)
-        return max((p.start_ns + p.n * 1e9 / self.sr for p in pieces), default=0.0)
+            buf = np.concatenate(self._audio)
+            local = first_audible_sample(buf, self.sr)
+            while local is not None:
+                onset = self._first + local
+                piece = next((p for p in play(self.items, self.sr) if p.first <= onset < p.first + p.n), None)
+                if piece is not None:
+                    self.onset_ns = piece.start_ns + (onset - piece.first) * 1e9 / self.sr
+                    self._audio = []
+                    return
+                self._first, buf = onset + 1, buf[local + 1 :]  # dropped by a barge-in before it was heard
+                self._audio = [buf]
+                local = first_audible_sample(buf, self.sr)
 
 
 def drive_system(
@@ -236,7 +241,7 @@ def drive_system(
             break
         if pending or start + hop < injected_until or heard.onset_ns is None:
             continue
-        if heard.played_end_ns() > t:
+        if heard.played_end_ns > t:
             continue
         if self_endpointing:  # quiet since its last output, and since the user's injected speech ended
             quiet_since = max(heard.last_chunk_ns or t0, t0 + injected_until / in_sr * 1e9)
