@@ -219,7 +219,8 @@ def test_the_trigger_follows_what_the_user_hears_not_what_was_dropped():
     heard = Heard(16000)
     heard.add(OutputChunk(audio=np.zeros(16000, np.float32)), 1 * ns)  # 1 s of silence, played 1-2 s
     heard.add(OutputChunk(audio=np.full(8000, 0.2, np.float32)), int(1.2 * ns))  # queued behind it
-    heard.add(OutputChunk(marks=("barge_in",)), int(1.5 * ns))  # dropped before it was heard
+    assert heard.onset_ns == 2 * ns  # it would be heard at 2 s ...
+    heard.add(OutputChunk(marks=("barge_in",)), int(1.5 * ns))  # ... but is dropped before
     assert heard.onset_ns is None and heard.played_end_ns == 1.5 * ns
     heard.add(OutputChunk(audio=np.full(8000, 0.2, np.float32)), 3 * ns)
     assert heard.onset_ns == 3 * ns and heard.played_end_ns == 3.5 * ns

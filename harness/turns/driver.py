@@ -145,6 +145,9 @@ class Heard:
         if BARGE_IN_MARK in chunk.marks:
             self.items.append(("flush", t, 0))
             self.played_end_ns = min(self.played_end_ns, float(t))
+            if self.onset_ns is not None and self.onset_ns > t:  # it was queued, and is now never heard
+                self.onset_ns, self._audio = None, []
+                self._first = sum(n for kind, _, n in self.items if kind == "out")
         if chunk.audio is None or not np.asarray(chunk.audio).size:
             return
         pcm = np.asarray(chunk.audio, dtype=np.float32)
@@ -207,7 +210,7 @@ def drive_system(
         if job.final or session.done:
             break
         start = i * hop
-        if pending and heard.onset_ns is not None:
+        if pending and heard.onset_ns is not None and heard.onset_ns <= now_ns():  # heard, not just queued
             for inj in pending:
                 at_s = (heard.onset_ns - t0) / 1e9 + inj.after_output_ms / 1000.0
                 wanted = int(np.ceil(at_s * in_sr))
