@@ -85,6 +85,7 @@ def check_codec_matches(s2s_dir: Path, codec_dir: Path) -> None:
 class CustomBackend(Backend):
     name = "custom"
     description = "our streaming codec + RQ-Transformer S2S (custom_model/), frame by frame"
+    endpoints_itself = True  # the model hears every frame and decides when to answer
     options = {
         "codec": Option(
             str, "", f"codec checkpoint folder; default: the S2S checkpoint's codec/, else {DEFAULT_CODEC}"
@@ -139,6 +140,13 @@ class CustomBackend(Backend):
             "how the batched engine runs a tick: auto (fastest variant passing parity here, cached), eager, "
             "torchscript, compile, onnxruntime, int8, onnxruntime-int8, bf16, fp16 (GPU)",
             choices=("auto", *ENGINE_VARIANTS),
+        ),
+        "turns": Option(
+            str,
+            "one",
+            "one: the session ends with its answer; many: a conversation: after an answer the model keeps "
+            "listening and may answer again, until the harness closes it (endpointing=system, turn-taking)",
+            choices=("one", "many"),
         ),
         "slots": Option(
             int,
@@ -298,7 +306,14 @@ class _EngineSession(Session):
         from custom_model.engine import TurnPolicy
 
         answer, wait, end = _turn_frames(backend, max_answer_frames)
-        policy = TurnPolicy(end, answer, wait, force_answer=backend.latency_only, seed=backend.opts["seed"])
+        policy = TurnPolicy(
+            end,
+            answer,
+            wait,
+            force_answer=backend.latency_only,
+            seed=backend.opts["seed"],
+            conversation=backend.opts["turns"] == "many",
+        )
         self.output = OutputQueue()
         self._audio_marked = False
         self.inner = backend.engine.open(policy, self._emit)
@@ -391,7 +406,11 @@ class _CustomSession(ThreadedSession):
             sampling = Sampling(o["temperature"], o["top_k"], o["seed"])
             gen = StreamingGenerator(model, 1, sampling, device=b.device, dtype=b.dtype)
             tracker = TurnTracker(
-                c.silence_id, self.end_silence_frames, self.max_answer_frames, self.max_wait_frames
+                c.silence_id,
+                self.end_silence_frames,
+                self.max_answer_frames,
+                self.max_wait_frames,
+                conversation=o["turns"] == "many",
             )
             pending = np.zeros(0, np.float32)
             silence_frame = torch.zeros(1, 1, hop, device=b.device)

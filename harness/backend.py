@@ -126,6 +126,9 @@ class Backend(ABC):
     input_sample_rate: int = 16000
     output_sample_rate: int = 16000
     streaming: ClassVar[bool] = True
+    endpoints_itself: ClassVar[bool] = False
+    """True for a system that decides by itself when the user has finished (a full-duplex model). With
+    ``endpointing=system`` the others are put behind the harness's endpointer adapter (harness.turns.endpointer)."""
 
     def __init__(self, **opts: Any) -> None:
         self.opts = self.parse_options(opts)

@@ -93,3 +93,36 @@ def metrics_table(summary: dict[str, dict]) -> str:
             ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
             lines.append(f"| {key} | {name} | {m['value']:.3f}{ci_text} | {m.get('n', '')} |")
     return "\n".join(lines)
+
+
+def _rate(r: dict | None) -> str:
+    if not r or not r.get("n"):
+        return "n/a"
+    return f"{r['value']:.2f} ({r['k']}/{r['n']})"
+
+
+def turns_table(summary: dict[str, dict]) -> str:
+    """One Markdown row per backend x turn-taking scenario (harness.turns.metrics); empty without any."""
+    header = (
+        "| backend | endpointing | scenario | n | takeover (TOR) | response latency ms mean / p50 | "
+        "endpoint ms p50 | early endpoint | pause takeover | spoke in pause | yielded | stopped by interruption | "
+        "time to yield ms p50 | answers interruption | false stops at backchannels |"
+    )
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for key, s in summary.items():
+        turns = s.get("turns")
+        if not turns:
+            continue
+        for name, t in turns["scenarios"].items():
+            latency = t.get("response_latency_ms", {})
+            lines.append(
+                f"| {key} | {turns['endpointing']} | {name} | {t['n'] - t['n_failed']} | "
+                f"{_rate(t['takeover_rate'])} | {_fmt(latency, 'mean')} / {_fmt(latency)} | "
+                f"{_fmt(t.get('endpoint_ms', {}))} | {_rate(t.get('early_endpoint_rate'))} | "
+                f"{_rate(t.get('pause_takeover_rate'))} | "
+                f"{_rate(t.get('spoke_in_pause_rate'))} | {_rate(t.get('yielded_rate'))} | "
+                f"{_rate(t.get('stopped_by_interruption_rate'))} | "
+                f"{_fmt(t.get('time_to_yield_ms', {}))} | {_rate(t.get('answers_interruption_rate'))} | "
+                f"{_rate(t.get('false_stop_rate'))} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""

@@ -57,7 +57,14 @@ chunk *i* is due at start + the time of its last sample in the file.
   counted once), harness work after the backend finished excluded (open_asr_leaderboard's throughput; meant for
   ``fast`` pacing). Failed turns add time, not audio.
 - ``marks``: each stage mark's receive time - ``speech_end`` (e.g. the cascade's ``asr_final``), for every turn
-  that was not failed.
+  that was not failed; a mark that comes more than once (a conversation: ``endpointing=system``) counts its first.
+- ``endpointing``: a run setting: ``oracle`` (the default: ``end_input()`` at the end of the file, the definitions
+  above) or ``system`` (never: the microphone keeps streaming and the system decides, harness.turns). Then TTFA
+  from ``speech_end`` includes the system's endpointing; ``file_end`` is still the end of the input file; the
+  SimulEval delays stop growing at the end of the file (as SimulEval's do once the source is read); stalls, RTF and
+  the end offsets cover the first answer: the output received before the first injected user speech or
+  ``barge_in``. The turn-taking metrics (takeover rates, response latency, time to yield, false stops) are
+  defined in harness.turns.metrics.
 
 Summaries give n, mean, p50, p90, p95, p99 (each with a 95% seeded bootstrap interval), min and max
 (``harness.stats.describe``).
@@ -267,7 +274,10 @@ def utterance_latency(
     if res.status == "failed":
         return res
 
-    res.marks = {e["name"]: (e["t"] - speech_end) / 1e6 for e in evs if e["e"] == "mark"}
+    res.marks = {}
+    for e in evs:
+        if e["e"] == "mark":
+            res.marks.setdefault(e["name"], (e["t"] - speech_end) / 1e6)
     chunks = [(e["t"], e["n"]) for e in evs if e["e"] == "out" and e["n"] > 0]
     res.audio_out_s = sum(n for _, n in chunks) / out_sr
     onset = next((e["s"] for e in evs if e["e"] == "audible"), None)
@@ -294,7 +304,16 @@ def utterance_latency(
         res.audio_start_from_source_start_ms = (heard - t0) / 1e6
     if res.status != "ok":
         return res
-    res.rtf = max(0.0, chunks[-1][0] - max(chunks[0][0], speech_end)) / 1e9 / res.audio_out_s
+    interjected = [e["t"] for e in evs if e["e"] == "inject" and "t" in e]
+    interjected += [e["t"] for e in evs if e["e"] == "mark" and e["name"] == "barge_in"]
+    if interjected:  # a conversation: the first answer is what was received before the user spoke again
+        first_answer = [c for c in chunks if c[0] < min(interjected)]
+        if len(first_answer) > j:
+            chunks = first_answer
+            starts, first = starts[: len(chunks)], first[: len(chunks)]
+            played_end = starts[-1] + chunks[-1][1] * ns_per_sample
+    answer_s = sum(n for _, n in chunks) / out_sr
+    res.rtf = max(0.0, chunks[-1][0] - max(chunks[0][0], speech_end)) / 1e9 / answer_s
     stalls, stall_ns = 0, 0.0
     for k in range(j + 1, len(chunks)):
         gap = starts[k] - (starts[k - 1] + chunks[k - 1][1] * ns_per_sample)
@@ -315,7 +334,7 @@ def _simuleval(res, pushes, chunks, in_sr: int, out_sr: int, in_samples: int) ->
         while k < len(pushes) and pushes[k][0] <= t:
             sent += pushes[k][1]
             k += 1
-        delays.append(sent * 1000 / in_sr)
+        delays.append(min(sent, in_samples) * 1000 / in_sr)
     durations = [1000 * n / out_sr for _, n in chunks]
     source_ms = in_samples * 1000 / in_sr
     res.simuleval_start_offset_ms = simuleval.start_offset(delays)
@@ -426,8 +445,15 @@ def summarize_backend(rows: list[UtteranceLatency]) -> dict:
 def summarize(
     events: list[dict], speech_ends: dict[str, tuple[float | None, str]] | None = None
 ) -> dict[str, dict]:
-    """Per-backend summaries (the ``summary`` of run.json) from the event log alone."""
+    """Per-backend summaries (the ``summary`` of run.json) from the event log alone; turn-taking runs add
+    ``turns`` (harness.turns.metrics)."""
+    from .turns.metrics import summarize_turns
+
     per_backend: dict[str, list[UtteranceLatency]] = defaultdict(list)
     for res in utterance_latencies(events, speech_ends):
         per_backend[res.backend].append(res)
-    return {backend: summarize_backend(rows) for backend, rows in per_backend.items()}
+    out = {backend: summarize_backend(rows) for backend, rows in per_backend.items()}
+    ends = {r.utt: r.speech_end_s for rows in per_backend.values() for r in rows}
+    for backend, turns in summarize_turns(events, ends).items():
+        out.setdefault(backend, {})["turns"] = turns
+    return out

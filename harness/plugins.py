@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "backends.custom",
     "backends.remote",
     "harness.datasets",
+    "harness.turns",
     "harness.metrics.builtin",
 )
 

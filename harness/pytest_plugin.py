@@ -95,6 +95,52 @@ def pytest_addoption(parser):
     group.addoption(
         "--s2s-out", default=None, metavar="DIR", help="run folder (default reports/runs/pytest-DATE-TIME)"
     )
+    group.addoption(
+        "--s2s-endpointing",
+        choices=("oracle", "system"),
+        default="oracle",
+        help="oracle (default): end_input() at the end of the file; system: never, the system decides",
+    )
+    group.addoption(
+        "--s2s-endpointer-vad",
+        choices=("auto", "silero", "energy"),
+        default="auto",
+        help="endpointing=system: the endpointer adapter's VAD (default auto)",
+    )
+    group.addoption(
+        "--s2s-hangover-ms",
+        type=_positive_float,
+        default=500.0,
+        metavar="MS",
+        help="endpointing=system: silence that ends the user's turn for the endpointer adapter (default 500)",
+    )
+    group.addoption(
+        "--s2s-turn-data",
+        default=None,
+        metavar="DATA",
+        help="turn-taking suite: the questions its scenarios are built from (default: --s2s-data)",
+    )
+    group.addoption(
+        "--s2s-turn-limit",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="turn-taking suite: first N questions, four scenarios each (default 2)",
+    )
+    group.addoption(
+        "--s2s-turn-concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="turn-taking suite: simultaneous sessions per backend (default 8: realtime sessions mostly wait)",
+    )
+    group.addoption(
+        "--s2s-turn-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="turn-taking suite: seconds the microphone stays open after the file without an answer (default 30)",
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -143,17 +189,66 @@ def s2s_run(request):
         timeout_s=cfg.getoption("s2s_timeout"),
         out=out,
         progress=False,
+        endpointing=cfg.getoption("s2s_endpointing"),
+        endpointer=_endpointer(cfg),
     )
     run = load_run(path)
     cfg._s2s_runs = [*getattr(cfg, "_s2s_runs", []), run]
     return run
 
 
+def _endpointer(cfg):
+    from .turns.endpointer import EndpointerSettings
+
+    return EndpointerSettings(
+        vad=cfg.getoption("s2s_endpointer_vad"), hangover_ms=cfg.getoption("s2s_hangover_ms")
+    )
+
+
+@pytest.fixture(scope="session")
+def s2s_turn_runs(request):
+    """The turn-taking scenarios (``turn-taking:DATA``) measured twice for all ``--backend`` values, realtime:
+    ``{"oracle": Run, "system": Run}`` (harness.turns)."""
+    from datetime import datetime
+
+    from .results import load_run
+    from .runner import run_benchmark
+
+    cfg = request.config
+    specs = cfg.getoption("backend")
+    if not specs:
+        pytest.skip("no backend given: run with --backend=NAME[:key=value,...]")
+    base = cfg.getoption("s2s_out") or Path("reports/runs") / (
+        "pytest-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    data = "turn-taking:" + (cfg.getoption("s2s_turn_data") or cfg.getoption("s2s_data"))
+    runs = {}
+    for mode in ("oracle", "system"):
+        path = run_benchmark(
+            specs,
+            data,
+            split=cfg.getoption("s2s_split"),
+            limit=4 * cfg.getoption("s2s_turn_limit"),
+            pacing="realtime",
+            chunk_ms=cfg.getoption("s2s_chunk_ms"),
+            concurrency=cfg.getoption("s2s_turn_concurrency"),
+            timeout_s=cfg.getoption("s2s_turn_timeout"),
+            out=Path(f"{base}-turns-{mode}"),
+            suite="turn-taking",
+            progress=False,
+            endpointing=mode,
+            endpointer=_endpointer(cfg),
+        )
+        runs[mode] = load_run(path)
+    cfg._s2s_runs = [*getattr(cfg, "_s2s_runs", []), *runs.values()]
+    return runs
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     runs = getattr(config, "_s2s_runs", [])
     if not runs:
         return
-    from .display import failure_lines, summary_table
+    from .display import failure_lines, summary_table, turns_table
 
     tr = terminalreporter
     for run in runs:
@@ -161,9 +256,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         settings = run.meta["settings"]
         tr.write_line(
             f"data={run.meta['data']['name']} n={run.meta['data']['n']} pacing={settings['pacing']} "
-            f"chunk={settings['chunk_ms']:g} ms concurrency={settings['concurrency']}"
+            f"chunk={settings['chunk_ms']:g} ms concurrency={settings['concurrency']} "
+            f"endpointing={settings.get('endpointing', 'oracle')}"
         )
         for line in summary_table(run.summary).splitlines():
+            tr.write_line(line)
+        for line in turns_table(run.summary).splitlines():
             tr.write_line(line)
         for line in failure_lines(run.summary):
             tr.write_line(line)

@@ -5,9 +5,10 @@ The end of each input's speech comes from its ``utt_start`` event; a log without
 recorded it) has it re-derived from the inputs, with the run's VAD (harness.vad), when the run's data can be
 loaded here and is the same data (utterance ids and checksums match run.json's ``data.ids_sha256``).
 
-``--check`` trusts nothing recorded: it re-derives each output's first audible sample from its WAV, checks the
-WAV's length against ``out_samples`` and the ``out`` events, checks the order of each utterance's events, and
-re-derives the speech ends from the inputs (when available) to compare them with the log's.
+``--check`` trusts nothing recorded: it re-derives each output's first audible sample (and, in turn-taking logs,
+its audible segments) from its WAV, checks the WAV's length against ``out_samples`` and the ``out`` events, checks
+the order of each utterance's events, and re-derives the speech ends from the inputs (when available) to compare
+them with the log's.
 """
 
 from __future__ import annotations
@@ -122,6 +123,13 @@ def check_run(run: Run) -> list[str]:
         onset = first_audible_sample(audio, sr)
         if onset != logged:
             problems.append(f"{where}: first audible sample is {onset} in the WAV but {logged} in the log")
+        activity = next((e["segments"] for e in evs if e["e"] == "out_activity"), None)
+        if activity is not None:
+            from .turns.timeline import output_activity
+
+            again = [list(seg) for seg in output_activity(audio, sr)]
+            if again != [list(seg) for seg in activity]:
+                problems.append(f"{where}: audible segments {again[:3]}... in the WAV differ from the log's")
     problems += _check_speech_ends(run)
     return problems
 

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from .run_folder import (  # noqa: F401 - RunError and check_out_dir are part of
     resume_state,
 )
 from .storage import StorageError, write_json_atomic
+from .turns.endpointer import EndpointerSettings
 from .vad import METHODS as VAD_METHODS
 from .vad import SpeechActivity, speech_of_utterances, vad_info
 from .vad import resolve_method as resolve_vad
@@ -71,6 +72,16 @@ class RunSettings:
     vad: str = "auto"
     seed: int = 0
     save_audio: bool = True
+    endpointing: str = "oracle"
+    """``oracle``: the harness calls ``end_input()`` at the end of the file; ``system``: it never does, the
+    microphone stays open and the system decides (harness.turns.driver)."""
+    tail: str = "silence"
+    """endpointing=system: what the microphone hears after the file: ``silence`` or ``noise`` (a room-noise bed)."""
+    tail_noise_dbfs: float = -55.0
+    settle_s: float = 1.5
+    """endpointing=system, backends that endpoint themselves: stop listening after this long with no output."""
+    endpointer: EndpointerSettings = field(default_factory=EndpointerSettings)
+    """endpointing=system: the adapter in front of backends that cannot endpoint themselves."""
 
     def validate(self) -> None:
         if self.pacing not in ("realtime", "fast"):
@@ -92,6 +103,11 @@ class RunSettings:
             resolve_vad(self.vad)
         except ModuleNotFoundError as exc:
             raise RunError(str(exc)) from None
+        from .turns.driver import settings_problem
+
+        problem = settings_problem(self)
+        if problem:
+            raise RunError(problem)
 
 
 class _Timeout(Exception):
@@ -126,6 +142,7 @@ class _Job:
         self.hard_deadline_ns: int | None = None
         self.storage_error: StorageError | None = None
         self.redact: Callable[[str], str] = str  # scrubs a backend's secrets from failure reasons
+        self.turn_log = False  # whether the log carries what turn-taking metrics need (out_activity)
         self.thread = threading.Thread(target=self._run, name=f"utt-{utt.id}", daemon=True)
 
     def start(self) -> None:
@@ -178,6 +195,7 @@ class _Job:
             self.finish("failed")
             return
         self.emit({"e": "audible", "s": onset})
+        self._emit_activity(full)
         self.emit({"e": "error", "t": t, "kind": kind, "reason": self.redact(reason)})
         try:
             self._save(full)
@@ -217,15 +235,46 @@ class _Job:
                     pass
             self.finished.set()
 
+    def _open_session(self) -> Session:
+        """The backend's session; with ``endpointing=system``, behind the endpointer adapter unless the backend
+        endpoints itself (harness.turns.endpointer)."""
+        b = self.backend
+        if self.settings.endpointing == "system" and not getattr(b, "endpoints_itself", False):
+            from .turns.endpointer import EndpointedSession
+
+            return EndpointedSession(b.open_session, self.settings.endpointer, b.input_sample_rate)
+        return b.open_session()
+
+    def _record(self, chunk, t: int) -> None:
+        """Keep one polled chunk's audio and log it, its marks and its text, stamped ``t``."""
+        if chunk.audio is not None:
+            pcm = np.asarray(chunk.audio, dtype=np.float32)
+            if pcm.ndim != 1:
+                raise ValueError(f"backend returned audio of shape {pcm.shape}; expected mono (1-D)")
+            if pcm.size:
+                if not np.all(np.isfinite(pcm)):
+                    raise ValueError(f"backend returned {int(np.sum(~np.isfinite(pcm)))} NaN/inf samples")
+                self.out.append(pcm)
+                self.emit({"e": "out", "t": t, "n": int(pcm.size)})
+        for name in chunk.marks:
+            self.emit({"e": "mark", "t": t, "name": name, **({"text": chunk.text} if chunk.text else {})})
+        if chunk.text and not chunk.marks:
+            self.emit({"e": "text", "t": t, "text": chunk.text})
+
     def _drive(self) -> None:
         s, b = self.settings, self.backend
         in_sr, out_sr = b.input_sample_rate, b.output_sample_rate
         self.out_sr = out_sr
         try:
             audio = self.utt.load_audio(in_sr)
+            plan, injections = self.utt.turn_plan(in_sr) if hasattr(self.utt, "turn_plan") else (None, [])
         except AudioError as exc:
             self.fail("bad_input", str(exc))
             return
+        except (OSError, ValueError) as exc:  # the speech a scenario injects cannot be read or made
+            self.fail("bad_input", f"turn-taking scenario {self.utt.id}: {exc}")
+            return
+        self.turn_log = plan is not None or s.endpointing == "system"
         realtime = s.pacing == "realtime"
         duration_ns = int(audio.size / in_sr * 1e9)
         self.hard_deadline_ns = (
@@ -233,8 +282,7 @@ class _Job:
         )
         hop = max(1, int(round(s.chunk_ms * in_sr / 1000.0)))
         self.stage = "open_session"
-        session = self.session = b.open_session()
-        out = self.out
+        session = self.session = self._open_session()
         speech = {}
         if self.speech is not None:  # found before anything was timed (run_benchmark)
             end = self.speech.speech_end_s
@@ -253,23 +301,22 @@ class _Job:
                 "in_samples": int(audio.size),
                 "audio_s": audio.size / in_sr,
                 **speech,
+                **({"turns": plan} if plan is not None else {}),
             }
         )
+        record = self._record
 
-        def record(chunk, t: int) -> None:
-            if chunk.audio is not None:
-                pcm = np.asarray(chunk.audio, dtype=np.float32)
-                if pcm.ndim != 1:
-                    raise ValueError(f"backend returned audio of shape {pcm.shape}; expected mono (1-D)")
-                if pcm.size:
-                    if not np.all(np.isfinite(pcm)):
-                        raise ValueError(f"backend returned {int(np.sum(~np.isfinite(pcm)))} NaN/inf samples")
-                    out.append(pcm)
-                    self.emit({"e": "out", "t": t, "n": int(pcm.size)})
-            for name in chunk.marks:
-                self.emit({"e": "mark", "t": t, "name": name, **({"text": chunk.text} if chunk.text else {})})
-            if chunk.text and not chunk.marks:
-                self.emit({"e": "text", "t": t, "text": chunk.text})
+        if s.endpointing == "system":
+            from .turns.driver import drive_system
+
+            try:
+                drive_system(self, session, audio, t0, injections, record, _Timeout)
+            except _Timeout:
+                self.cut("timeout", f"answer still going {s.timeout_s:g} s after the end of the file")
+                return
+            if not self.final:
+                self._conclude()
+            return
 
         def drain_until(due: int | None) -> None:
             """Poll for output until ``due`` (realtime) or until nothing is ready (fast)."""
@@ -318,12 +365,26 @@ class _Job:
             return
         if self.final:
             return
-        self.stage = "save_output"  # harness work from here on: a failure is not the backend's
-        full = np.concatenate(out) if out else np.zeros(0, np.float32)
+        self._conclude()
+
+    def _conclude(self) -> None:
+        """Harness work after the backend finished: the first audible sample, the output's audible segments
+        (turn-taking logs), the WAV, ``utt_end``."""
+        self.stage = "save_output"  # a failure from here on is not the backend's
+        out_sr = self.out_sr
+        full = np.concatenate(self.out) if self.out else np.zeros(0, np.float32)
         onset = first_audible_sample(full, out_sr)
         self.emit({"e": "audible", "s": onset})
+        self._emit_activity(full)
         self._save(full)
         self.finish("ok" if onset is not None else "no_answer", out_samples=int(full.size))
+
+    def _emit_activity(self, full: np.ndarray) -> None:
+        if self.turn_log:
+            from .turns.timeline import output_activity
+
+            segments = output_activity(full, self.out_sr) if full.size else []
+            self.emit({"e": "out_activity", "segments": [list(seg) for seg in segments]})
 
     def abandon(self) -> None:
         """The supervisor gives up on a backend call that never returned."""
@@ -413,6 +474,11 @@ def run_benchmark(
     save_audio: bool = True,
     progress: bool = True,
     utterances: Sequence[Utterance] | None = None,
+    endpointing: str = "oracle",
+    tail: str = "silence",
+    tail_noise_dbfs: float = -55.0,
+    settle_s: float = 1.5,
+    endpointer: EndpointerSettings | None = None,
 ) -> Path:
     """Measure ``backends`` on ``data`` and return the run folder (see docs/run-format.md).
 
@@ -423,6 +489,9 @@ def run_benchmark(
     ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
     attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
     (``{"load", "hang"}``). ``strict_data`` refuses a degraded built-in set (one of its voices missing).
+    ``endpointing="system"`` never tells a backend that the user's turn is over: the microphone keeps streaming
+    (the file, then ``tail``) and backends that cannot endpoint themselves get the ``endpointer`` adapter
+    (harness.turns); run.json records both.
     Raises :class:`RunError` for usage errors (nothing measured),
     :class:`~harness.results.StorageError` when the run's files cannot be written (the run stops, run.json says
     ``failed``), and ``KeyboardInterrupt`` / :class:`RunInterrupted` on a signal (run.json says ``interrupted``).
@@ -438,6 +507,11 @@ def run_benchmark(
         vad=vad,
         seed=seed,
         save_audio=save_audio,
+        endpointing=endpointing,
+        tail=tail,
+        tail_noise_dbfs=tail_noise_dbfs,
+        settle_s=settle_s,
+        endpointer=endpointer or EndpointerSettings(),
     )
     settings.validate()
     resume = resume or bool(retry_failed)
@@ -486,6 +560,7 @@ def run_benchmark(
         "data": data_id,
         "settings": asdict(settings),
         "vad": vad_info(vad),
+        **({"endpointer": settings.endpointer.describe()} if endpointing == "system" else {}),
         "machine": machine_info(),
         "versions": package_versions(),
         "git": git_info(),
@@ -520,6 +595,7 @@ def run_benchmark(
                 "key": key,
                 **(b.describe() if b else {"name": BackendSpec.parse(key).name}),
                 **({"load_error": err} if err else {}),
+                **({"endpointing": _endpointing_of(b)} if b and endpointing == "system" else {}),
             }
             for key, b, err in loaded
         ]
@@ -548,7 +624,10 @@ def run_benchmark(
             shortest = min(utts, key=lambda u: u.duration_s or 0.0)
             for key, backend, _ in loaded:
                 if backend is not None:
-                    warm = [_Job(key, backend, shortest, 0, settings, None, None) for _ in range(warmup)]
+                    warm_settings = replace(
+                        settings, endpointing="oracle"
+                    )  # warm-up is about first-call costs
+                    warm = [_Job(key, backend, shortest, 0, warm_settings, None, None) for _ in range(warmup)]
                     _execute([warm], 1, lambda job: None)
 
             for key, backend, err in loaded:
@@ -604,6 +683,11 @@ def run_benchmark(
             stop_signals.finishing = False
             _shutdown(loaded)
     return out_dir
+
+
+def _endpointing_of(backend: Backend) -> str:
+    """Who decides that the user's turn is over when the harness does not say (endpointing=system)."""
+    return "itself" if getattr(backend, "endpoints_itself", False) else "endpointer adapter"
 
 
 def _shutdown(loaded: list[tuple[str, Backend | None, str | None]]) -> None:

@@ -265,3 +265,34 @@ def test_threads_are_set_again_at_each_turn_since_torch_counts_them_per_process(
     finally:
         torch.set_num_threads(2)
     assert seen and set(seen) == {2}  # the turn's own thread ran with the backend's count
+
+
+def test_behind_the_endpointer_the_cascade_starts_when_the_adapter_decides(tmp_path, models):
+    """endpointing=system: the adapter ends the turn after its hangover, and every stage mark comes after that
+    decision. (These tiny random models speak near-silence, so the turn is no_answer at the listening limit.)"""
+    from harness.datasets import synthetic_clips
+    from harness.latency import utterance_latencies
+    from harness.rescore import check_run
+    from harness.results import load_run
+    from harness.runner import run_benchmark
+    from harness.turns.endpointer import EndpointerSettings
+
+    key = "cascade:" + ",".join(f"{k}={v}" for k, v in spec(models).items())
+    run = load_run(
+        run_benchmark(
+            [key],
+            utterances=[u for u in synthetic_clips(10) if u.id == "synth-0004"],
+            out=tmp_path / "run",
+            endpointing="system",
+            endpointer=EndpointerSettings(vad="energy", hangover_ms=300),
+            warmup=0,
+            timeout_s=3.0,
+            progress=False,
+        )
+    )
+    (row,) = utterance_latencies(run.events)
+    assert row.status == "no_answer" and row.error is None
+    assert 300 - 40 <= row.marks["endpoint"] < row.marks["asr_final"] < row.marks["tts_first_audio"]
+    assert run.meta["backends"][0]["endpointing"] == "endpointer adapter"
+    assert run.summary[key]["turns"]["scenarios"]["smooth"]["endpoint_ms"]["n"] == 1
+    assert check_run(run) == []

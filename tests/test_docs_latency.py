@@ -8,6 +8,7 @@ from pathlib import Path
 from harness import latency
 from harness.report.definitions import DOCS_BEGIN, DOCS_END, latency_definitions, latency_markdown
 from harness.runner import RunSettings
+from harness.turns.endpointer import EndpointerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +40,7 @@ def test_every_summarised_metric_is_defined():
 
 def test_run_format_lists_exactly_the_settings_that_exist():
     text = (ROOT / "docs" / "run-format.md").read_text(encoding="utf-8")
-    example = text[text.index('"settings": {') : text.index("},", text.index('"settings": {'))]
-    keys = set(re.findall(r'"(\w+)":', example)) - {"settings"}
-    assert keys == {f.name for f in dataclasses.fields(RunSettings)}
-    assert json.loads("{" + example.split("{", 1)[1] + "}")  # and it is valid JSON
+    start = text.index("{", text.index('"settings": {'))
+    example, _ = json.JSONDecoder().raw_decode(text, start)  # valid JSON, nested objects included
+    assert set(example) == {f.name for f in dataclasses.fields(RunSettings)}
+    assert set(example["endpointer"]) == {f.name for f in dataclasses.fields(EndpointerSettings)}

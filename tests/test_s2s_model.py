@@ -134,6 +134,18 @@ def test_turn_tracker_start_end_and_timeout():
     assert t.ended and not t.started
 
 
+def test_turn_tracker_in_a_conversation_waits_for_the_next_answer_until_the_input_ends():
+    s = 16
+    t = TurnTracker(
+        silence_id=s, end_silence_frames=2, max_answer_frames=100, max_wait_frames=3, conversation=True
+    )
+    assert [t.observe(x) for x in [3, s, s, s, s, 4, 5]] == [True, True, False, False, False, True, True]
+    assert not t.ended and t.answers == 1
+    t.input_ended = True
+    assert [t.observe(x) for x in [s, s]] == [True, False]
+    assert t.ended and t.answers == 2
+
+
 def test_training_loss_decreases_and_gradient_checkpointing_matches():
     torch.manual_seed(0)
     model = S2SModel(config_preset("tiny", card=16))

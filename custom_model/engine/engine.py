@@ -49,6 +49,8 @@ class TurnPolicy:
     max_wait_frames: int = 150
     force_answer: bool = False
     seed: int | None = 0
+    conversation: bool = False
+    """After an answer the session goes on listening and may answer again, until closed (TurnTracker)."""
 
 
 def prepared_sizes(max_slots: int) -> list[int]:
@@ -101,6 +103,7 @@ class EngineSession:
             policy.end_silence_frames,
             policy.max_answer_frames,
             policy.max_wait_frames,
+            conversation=policy.conversation,
         )
 
     def push(self, pcm: np.ndarray) -> None:

@@ -184,7 +184,9 @@ class TurnTracker:
 
     A frame is silent when its codebook-1 token is the silence token. The answer starts at the first non-silent
     frame, and ends after ``end_silence_frames`` silent frames in a row, after ``max_answer_frames`` frames, or
-    (if it never starts) ``max_wait_frames`` frames after the user's input ended.
+    (if it never starts) ``max_wait_frames`` frames after the user's input ended. With ``conversation`` an answer
+    that ends before the input has ended does not end the session: the tracker waits for the next answer (a
+    full-duplex conversation, where nobody calls ``end_input``).
     """
 
     def __init__(
@@ -193,8 +195,11 @@ class TurnTracker:
         end_silence_frames: int = 2,
         max_answer_frames: int = 500,
         max_wait_frames: int = 150,
+        conversation: bool = False,
     ) -> None:
         self.silence_id = silence_id
+        self.conversation = conversation
+        self.answers = 0
         self.end_silence_frames = end_silence_frames
         self.max_answer_frames = max_answer_frames
         self.max_wait_frames = max_wait_frames
@@ -214,7 +219,8 @@ class TurnTracker:
             if not silent:
                 self.started = True
                 self.answer_frames = 1
-                self.ended = self.answer_frames >= self.max_answer_frames
+                if self.answer_frames >= self.max_answer_frames:
+                    self._answer_over()
                 return True
             if self.input_ended and self.frames_after_input >= self.max_wait_frames:
                 self.ended = True
@@ -222,10 +228,18 @@ class TurnTracker:
         self.answer_frames += 1
         self.silent_run = self.silent_run + 1 if silent else 0
         if self.silent_run >= self.end_silence_frames:
-            self.ended = True
+            self._answer_over()
             return False
-        self.ended = self.answer_frames >= self.max_answer_frames
+        if self.answer_frames >= self.max_answer_frames:
+            self._answer_over()
         return True
+
+    def _answer_over(self) -> None:
+        self.answers += 1
+        if self.conversation and not self.input_ended:
+            self.started, self.answer_frames, self.silent_run = False, 0, 0
+        else:
+            self.ended = True
 
 
 def codec_frame(frame: torch.Tensor, silence_codes: torch.Tensor, card: int) -> torch.Tensor:

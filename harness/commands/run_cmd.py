@@ -89,6 +89,54 @@ def add_parser(subparsers) -> None:
         help="how the end of each input's speech is found (default auto: silero-vad when installed, else energy)",
     )
     p.add_argument("--seed", type=int, default=0)
+    t = p.add_argument_group(
+        "turn-taking (docs/turn-taking.md)",
+        "--data turn-taking:DATA builds pause, interruption and backchannel scenarios from DATA's questions",
+    )
+    t.add_argument(
+        "--endpointing",
+        choices=("oracle", "system"),
+        default="oracle",
+        help="oracle: the harness says when the user's turn is over (end of file); system: it never does, the "
+        "microphone stays open and the system (or the endpointer adapter in front of it) decides",
+    )
+    t.add_argument(
+        "--endpointer-vad",
+        choices=("auto", "silero", "energy"),
+        default="auto",
+        help="endpointing=system: the adapter's VAD (default auto: silero-vad when installed, else energy)",
+    )
+    t.add_argument(
+        "--hangover-ms",
+        type=float,
+        default=500.0,
+        help="endpointing=system: silence after speech that ends the user's turn (default 500)",
+    )
+    t.add_argument(
+        "--min-speech-ms",
+        type=float,
+        default=250.0,
+        help="endpointing=system: speech that starts a user turn, or barges in (default 250)",
+    )
+    t.add_argument(
+        "--no-barge-in",
+        action="store_true",
+        help="endpointing=system: the adapter ignores speech during answers",
+    )
+    t.add_argument(
+        "--tail",
+        choices=("silence", "noise"),
+        default="silence",
+        help="endpointing=system: what the microphone hears after the file (default silence; noise: pink noise)",
+    )
+    t.add_argument("--tail-noise-dbfs", type=float, default=-55.0, help="with --tail noise: its RMS level")
+    t.add_argument(
+        "--settle-s",
+        type=positive_float,
+        default=1.5,
+        help="endpointing=system, backends that endpoint themselves: stop listening after this long with no "
+        "output (default 1.5)",
+    )
     p.add_argument("--out", default=None, help="run folder (default runs/DATE-TIME-ID)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument(
@@ -154,7 +202,7 @@ def run(args) -> int:
     import sys
 
     from ..backend import BackendError
-    from ..display import failure_lines, metrics_table, summary_table
+    from ..display import failure_lines, metrics_table, summary_table, turns_table
     from ..outcome import (
         DEFAULT_MAX_FAILURES,
         EXIT_OK,
@@ -180,6 +228,14 @@ def run(args) -> int:
     retry = None
     if args.retry_failed:
         retry = True if args.retry_failed == "all" else {w.strip() for w in args.retry_failed.split(",") if w}
+    from ..turns.endpointer import EndpointerSettings
+
+    endpointer = EndpointerSettings(
+        vad=args.endpointer_vad,
+        hangover_ms=args.hangover_ms,
+        min_speech_ms=args.min_speech_ms,
+        barge_in=not args.no_barge_in,
+    )
     try:
         out = run_benchmark(
             args.backend,
@@ -200,6 +256,11 @@ def run(args) -> int:
             strict_data=args.strict_data,
             save_audio=not args.no_audio,
             progress=not args.quiet,
+            endpointing=args.endpointing,
+            tail=args.tail,
+            tail_noise_dbfs=args.tail_noise_dbfs,
+            settle_s=args.settle_s,
+            endpointer=endpointer,
         )
     except (RunError, BackendError, ValueError, FileNotFoundError) as exc:
         return usage(str(exc))
@@ -232,9 +293,13 @@ def run(args) -> int:
         )
     run_ = load_run(out)
     print(
-        f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency})"
+        f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency}, "
+        f"endpointing={args.endpointing})"
     )
     print(summary_table(run_.summary))
+    if turns_table(run_.summary):
+        print("\nturn-taking (harness.turns.metrics; FDB = Full-Duplex-Bench's definitions):")
+        print(turns_table(run_.summary))
     if args.suite != "latency":
         print(metrics_table(run_.summary))
     for line in failure_lines(run_.summary):
@@ -260,7 +325,7 @@ def rescore(args) -> int:
     import json
     import sys
 
-    from ..display import summary_table
+    from ..display import summary_table, turns_table
     from ..rescore import check_run, rescore
     from ..results import load_run, write_json_atomic
 
@@ -274,6 +339,8 @@ def rescore(args) -> int:
     latency_keys = lambda s: {b: {k: v for k, v in v.items() if k != "metrics"} for b, v in s.items()}  # noqa: E731
     same = json.dumps(latency_keys(fresh), sort_keys=True) == json.dumps(latency_keys(stored), sort_keys=True)
     print(summary_table(fresh))
+    if turns_table(fresh):
+        print(turns_table(fresh))
     for note in notes:
         print("note:", note)
     print("\nmatches run.json: " + ("yes" if same else "NO"))

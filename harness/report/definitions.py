@@ -44,9 +44,21 @@ def latency_definitions() -> dict[str, str]:
     """Latency metric name -> definition, parsed from the bullets of ``harness.latency``'s docstring."""
     from .. import latency
 
+    return docstring_definitions(latency.__doc__ or "")
+
+
+def turn_definitions() -> dict[str, str]:
+    """Turn-taking metric name -> definition, parsed from the bullets of ``harness.turns.metrics``'s docstring."""
+    from ..turns import metrics
+
+    return docstring_definitions(metrics.__doc__ or "")
+
+
+def docstring_definitions(doc: str) -> dict[str, str]:
+    """``- ``name``: text`` bullets (continued on indented lines) of a docstring, as name -> text."""
     defs: dict[str, str] = {}
     name = None
-    for line in (latency.__doc__ or "").splitlines():
+    for line in doc.splitlines():
         bullet = re.match(r"^- (``[^:]+``[^:]*):\s*(.*)$", line)
         if bullet:
             name = bullet.group(1).replace("``", "")
@@ -72,6 +84,30 @@ def latency_markdown(names: list[str] | None = None) -> str:
     return "\n".join([DOCS_BEGIN, *lines, DOCS_END])
 
 
+TURNS_BEGIN = (
+    "<!-- turn-taking definitions: generated from harness/turns/metrics.py by "
+    "`python -m harness.report.definitions --turns FILE` -->"
+)
+TURNS_END = "<!-- end of turn-taking definitions -->"
+
+
+def turns_markdown() -> str:
+    """Every turn-taking definition as the Markdown table docs/turn-taking.md carries (a test keeps them equal)."""
+    lines = ["| name | definition |", "|---|---|"]
+    lines += [f"| `{name}` | {text.replace('|', '/')} |" for name, text in turn_definitions().items()]
+    return "\n".join([TURNS_BEGIN, *lines, TURNS_END])
+
+
+def refresh_turn_docs(paths: list[str]) -> None:
+    """Rewrite the generated turn-taking block of each Markdown file in ``paths``."""
+    from pathlib import Path
+
+    for path in map(Path, paths):
+        text = path.read_text(encoding="utf-8")
+        start, end = text.index(TURNS_BEGIN), text.index(TURNS_END) + len(TURNS_END)
+        path.write_text(text[:start] + turns_markdown() + text[end:], encoding="utf-8")
+
+
 def quality_definition(name: str) -> str:
     """A one-line definition of a quality metric by its name (prefix match), or a pointer to its plugin."""
     low = name.lower()
@@ -81,9 +117,12 @@ def quality_definition(name: str) -> str:
     return "defined by the metric plugin that wrote it (see docs/metrics.md)"
 
 
-def all_definitions(quality_names: list[str]) -> list[tuple[str, str]]:
-    """(term, definition) rows for the report: latency, the quality metrics present, then report terms."""
+def all_definitions(quality_names: list[str], turns: bool = False) -> list[tuple[str, str]]:
+    """(term, definition) rows for the report: latency, turn-taking (``turns``), the quality metrics present, then
+    report terms."""
     rows = list(latency_definitions().items())
+    if turns:
+        rows += list(turn_definitions().items())
     rows += [(name, quality_definition(name)) for name in quality_names]
     rows += list(_REPORT_TERMS.items())
     return rows
@@ -105,7 +144,9 @@ if (
 ):  # python -m harness.report.definitions [FILE.md ...]: print, or refresh those files
     import sys
 
-    if sys.argv[1:]:
+    if sys.argv[1:2] == ["--turns"]:
+        refresh_turn_docs(sys.argv[2:]) if sys.argv[2:] else print(turns_markdown())
+    elif sys.argv[1:]:
         refresh_docs(sys.argv[1:])
     else:
         print(latency_markdown())

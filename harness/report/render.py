@@ -26,6 +26,7 @@ from .tables import (
     summary_frame,
     utterance_frame,
 )
+from .turns import has_turns, turns_frame, turns_note
 
 REPORT_SCHEMA = "s2s-bench.report/1"
 MAX_UTTERANCE_ROWS = 400  # in report.md / report.html; the CSV has every row
@@ -65,6 +66,8 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
     quality = quality_metric_names(runs)
     out = [Section("Summary", _summary_note(runs), summary_frame(runs))]
     out.append(Section("End of speech", _speech_end_note(runs), speech_end_frame(runs)))
+    if has_turns(runs):
+        out.append(Section("Turn-taking", turns_note(runs), turns_frame(runs)))
     cdf = plots.latency_cdf(runs)
     out.append(
         Section(
@@ -117,7 +120,7 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
         note += f" Showing the first {MAX_UTTERANCE_ROWS} of {len(utts)} rows."
     out.append(Section("Per utterance", note, utts.head(MAX_UTTERANCE_ROWS).round(2)))
     out.append(Section("Runs: machine, versions, settings", "", run_info_frame(runs)))
-    defs = pd.DataFrame(all_definitions(quality), columns=["term", "definition"])
+    defs = pd.DataFrame(all_definitions(quality, turns=has_turns(runs)), columns=["term", "definition"])
     out.append(Section("Definitions", "", defs))
     return out
 
