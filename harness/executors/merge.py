@@ -202,69 +202,69 @@ def _check_backends(runs: Sequence[ShardRun]) -> list[str]:
 
 
 def _check_partition(runs: Sequence[ShardRun]) -> list[str]:
-    """Per backend: one N, every index once, the right sizes, every utterance in its own shard, none twice."""
-    problems = []
+    """Per backend: one N, every index once, the right sizes, every utterance in its own shard, none twice.
+    A problem shared by several backends (a shard folder missing: all its backends lack it) is said once."""
+    found: dict[str, list[str]] = defaultdict(list)  # problem -> the backends that have it
     by_backend: dict[str, list[ShardRun]] = defaultdict(list)
     for r in runs:
         for key in r.backend_keys:
             by_backend[key].append(r)
     n_data = (runs[0].meta.get("data") or {}).get("n")
     for key, shards in by_backend.items():
-        counts = sorted({r.shard.get("count") for r in shards})
-        methods = sorted({str(r.shard.get("method")) for r in shards})
-        if methods != [SHARD_METHOD]:
+        for problem in _partition_problems(shards, n_data):
+            found[problem].append(key)
+    return [
+        f"{'backend' if len(keys) == 1 else 'backends'} {', '.join(keys)}: {problem}"
+        for problem, keys in found.items()
+    ]
+
+
+def _partition_problems(shards: Sequence[ShardRun], n_data: int | None) -> list[str]:
+    """What is wrong with one backend's shards as a partition of the data's ``n_data`` utterances."""
+    methods = sorted({str(r.shard.get("method")) for r in shards})
+    if methods != [SHARD_METHOD]:
+        return [f"shards made with partition {methods}; this merge knows {SHARD_METHOD}"]
+    counts = sorted({r.shard.get("count") for r in shards})
+    if len(counts) > 1:
+        return [
+            f"shards of different partitions ({', '.join(f'N={c}' for c in counts)}): "
+            + "; ".join(r.label for r in shards)
+        ]
+    count = counts[0]
+    problems = []
+    by_index: dict[int, list[ShardRun]] = defaultdict(list)
+    for r in shards:
+        by_index[r.shard.get("index")].append(r)
+    for index, dupes in sorted(by_index.items()):
+        if len(dupes) > 1:
             problems.append(
-                f"backend {key}: shards made with partition {methods}, this merge knows {SHARD_METHOD}"
+                f"shard {index}/{count} is given {len(dupes)} times: " + ", ".join(str(r.path) for r in dupes)
             )
+    absent = [i for i in range(count) if i not in by_index]
+    if absent:
+        problems.append(
+            f"shard(s) {', '.join(f'{i}/{count}' for i in absent)} missing (have "
+            f"{', '.join(f'{i}/{count}' for i in sorted(by_index))}); run them with "
+            f"`s2s-bench run ... --shard I/{count}` and pass their folders too"
+        )
+    all_ids = [u for r in shards for u in r.shard.get("ids", [])]
+    twice = sorted(u for u, n in Counter(all_ids).items() if n > 1)
+    if twice:
+        problems.append(f"utterances in more than one shard: {_ids_list(twice)}")
+    if problems:
+        return problems
+    if n_data is not None and len(all_ids) != n_data:
+        return [f"the shards hold {len(all_ids)} utterances but the data selection has {n_data}"]
+    expected_sizes = shards[0].shard.get("sizes") or []
+    where = assign(all_ids, count)
+    for r in shards:
+        ids = r.shard.get("ids", [])
+        if r.shard.get("sizes") != expected_sizes or len(ids) != expected_sizes[r.shard["index"]]:
+            problems.append(f"{r.label} holds {len(ids)} utterances, not its share of the partition")
             continue
-        if len(counts) > 1:
-            problems.append(
-                f"backend {key}: shards of different partitions ({', '.join(f'N={c}' for c in counts)}): "
-                + "; ".join(r.label for r in shards)
-            )
-            continue
-        count = counts[0]
-        by_index: dict[int, list[ShardRun]] = defaultdict(list)
-        for r in shards:
-            by_index[r.shard.get("index")].append(r)
-        for index, dupes in sorted(by_index.items()):
-            if len(dupes) > 1:
-                problems.append(
-                    f"backend {key}: shard {index}/{count} is given {len(dupes)} times: "
-                    + ", ".join(str(r.path) for r in dupes)
-                )
-        absent = [i for i in range(count) if i not in by_index]
-        if absent:
-            problems.append(
-                f"backend {key}: shard(s) {', '.join(f'{i}/{count}' for i in absent)} missing (have "
-                f"{', '.join(f'{i}/{count}' for i in sorted(by_index))}); run them with "
-                f"`s2s-bench run ... --shard I/{count}` and pass their folders too"
-            )
-        all_ids = [u for r in shards for u in r.shard.get("ids", [])]
-        twice = sorted(u for u, n in Counter(all_ids).items() if n > 1)
-        if twice:
-            problems.append(f"backend {key}: utterances in more than one shard: {_ids_list(twice)}")
-        if absent or twice or any(len(d) > 1 for d in by_index.values()):
-            continue
-        expected_sizes = shards[0].shard.get("sizes")
-        if n_data is not None and len(all_ids) != n_data:
-            problems.append(
-                f"backend {key}: the shards hold {len(all_ids)} utterances but the data selection has {n_data}"
-            )
-            continue
-        where = assign(all_ids, count)
-        for r in shards:
-            ids = r.shard.get("ids", [])
-            if r.shard.get("sizes") != expected_sizes or len(ids) != (expected_sizes or [])[r.shard["index"]]:
-                problems.append(
-                    f"backend {key}: {r.label} holds {len(ids)} utterances, not its partition share"
-                )
-                continue
-            foreign = [u for u in ids if where[u] != r.shard["index"]]
-            if foreign:
-                problems.append(
-                    f"backend {key}: {r.label} holds utterances of other shards: {_ids_list(foreign)}"
-                )
+        foreign = [u for u in ids if where[u] != r.shard["index"]]
+        if foreign:
+            problems.append(f"{r.label} holds utterances of other shards: {_ids_list(foreign)}")
     return problems
 
 
