@@ -22,7 +22,9 @@ A metric is *worse* only when the change passes the threshold, a two-sided Mann-
 per-utterance samples is significant (p < alpha), and the change passes the floor (asv's rule). Verdicts:
 ``worse``, ``better`` (the mirror), ``~`` (past the threshold but not significant or under the floor),
 ``same`` (within the threshold), ``x`` (not comparable: different suite, data, settings, machine class or
-backend options, or the metric is missing on one side).
+backend options, or the metric is missing on one side). A merged run whose shards ran on different machine
+classes (``s2s-bench merge``) is ``x`` for every latency rule, on either side, even with ``allow_machine_change``;
+quality rules may compare it. A single shard (``run --shard I/N``) is ``x`` against anything but the same shard.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .executors.merge import mixed_machine_note
 from .report.runs import LATENCY_METRICS, RunData, RunFormatError, load_run_folder
 
 BASELINE_SCHEMA = "s2s-bench.baseline/1"
@@ -283,9 +286,13 @@ def machine_class(meta: dict[str, Any]) -> tuple:
 
 def _data_identity(meta: dict[str, Any]) -> tuple:
     d = meta.get("data") or {}
+    shard = meta.get(
+        "shard"
+    )  # one shard of a run (run --shard I/N) holds only part of the data: merge it first
+    part = (shard.get("index"), shard.get("count")) if shard else None
     if d.get("ids_sha256"):
-        return (d.get("name"), d.get("ids_sha256"))
-    return (d.get("name"), d.get("split"), d.get("limit"), d.get("n"))
+        return (d.get("name"), d.get("ids_sha256"), part)
+    return (d.get("name"), d.get("split"), d.get("limit"), d.get("n"), part)
 
 
 def _degraded_note(meta: dict[str, Any], side: str) -> str:
@@ -313,6 +320,12 @@ def run_differences(base: RunData, cand: RunData, *, allow_machine_change: bool 
             )
             + _degraded_note(base.meta, "baseline")
             + _degraded_note(cand.meta, "candidate")
+            + "".join(
+                f"; the {side} is shard {r.meta['shard'].get('index')}/{r.meta['shard'].get('count')} "
+                "(s2s-bench merge the shards first)"
+                for side, r in (("baseline", base), ("candidate", cand))
+                if r.meta.get("shard")
+            )
         )
     bs, cs = base.meta.get("settings") or {}, cand.meta.get("settings") or {}
     for key in COMPARED_SETTINGS:
@@ -509,10 +522,19 @@ def compare(
             )
         keys = list(backends)
     run_why = run_differences(base, cand, allow_machine_change=allow_machine_change)
+    mixed = [
+        n for side, r in (("baseline", base), ("candidate", cand)) if (n := mixed_machine_note(r.meta, side))
+    ]
     out = []
     for rule in rules:
         cand_ref = resolve_backend(cand, rule.reference) if rule.reference else None
         base_ref, why = None, list(run_why)
+        if mixed and _is_latency(rule.metric):  # never lifted by allow_machine_change
+            why += mixed
+        elif (
+            mixed
+        ):  # quality metrics do not depend on the machine: a merged run of mixed machines may compare
+            why = [w for w in why if not w.startswith("machine class")]
         if rule.reference:
             try:
                 base_ref = resolve_backend(base, rule.reference)

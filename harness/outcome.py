@@ -12,6 +12,8 @@ code   meaning
        an ``--out`` that holds something else or cannot be written, a resume with other settings)
 3      the run was aborted because its files could not be written (disk full, read-only): finished
        utterances are kept; ``--resume`` continues once there is room
+4      the Ray executor could not finish every shard (a shard's workers kept dying, or a worker failed):
+       what was measured is kept under ``OUT/shards``; ``--resume`` continues
 130    interrupted by SIGINT (Ctrl-C); 128 + N for another signal N (143 for SIGTERM, 129 for SIGHUP):
        run.json says ``interrupted``, finished utterances are kept and ``--resume`` continues
 =====  ==================================================================================================
@@ -34,6 +36,7 @@ EXIT_OK = 0
 EXIT_TOO_MANY_FAILURES = 1
 EXIT_USAGE = 2
 EXIT_STORAGE = 3
+EXIT_SHARDS_FAILED = 4
 EXIT_SIGNAL_BASE = 128
 
 DEFAULT_MAX_FAILURES = "50%"

@@ -70,13 +70,27 @@ def machine_info() -> dict:
         info["memory_gb"] = round(pages * page_size / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
+    info["gpu"] = _nvidia_gpu_model()
     import sys
 
-    if "torch" in sys.modules:  # only if a backend already imported it: never pay torch's import for this
+    if info["gpu"] is None and "torch" in sys.modules:  # never pay torch's import for this
         torch = sys.modules["torch"]
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def _nvidia_gpu_model(root: Path = Path("/proc/driver/nvidia/gpus")) -> str | None:
+    """The first NVIDIA GPU's model as the driver names it (``NVIDIA H200``), without importing torch: the runner
+    records the machine before any backend loads, and a machine class must not depend on what was imported."""
+    try:
+        for info in sorted(root.glob("*/information")):
+            for line in info.read_text(errors="replace").splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return None
 
 
 def machine_class(info: dict) -> str:

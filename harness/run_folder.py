@@ -165,11 +165,18 @@ def check_resumable(meta_path: Path, fresh: dict, specs: list[str]) -> dict:
         ("data", old_data, new_data),
         ("suite", old.get("suite"), fresh["suite"]),
         ("vad", old.get("vad"), fresh.get("vad")),
+        ("shard", _shard_of(old), _shard_of(fresh)),
     ]
     for what, was, now in checks:
         if was != now:
             raise RunError(f"Cannot resume {meta_path.parent}: {what} differ (the run has {was}, now {now})")
     return old
+
+
+def _shard_of(meta: dict) -> str:
+    """A run's shard as ``I/N`` (``whole`` for a run of every utterance), for resume's check."""
+    shard = meta.get("shard")
+    return f"{shard['index']}/{shard['count']}" if shard else "whole"
 
 
 def degraded_warning(identity: dict) -> str:

@@ -31,6 +31,8 @@ from .audio import AudioError, first_audible_sample, write_audio
 from .backend import Backend, BackendSpec, Session
 from .data import Utterance, check_utterances, load_utterances
 from .events import EventLog, read_events
+from .executors.shards import Shard, ShardError
+from .executors.shards import select as select_shard
 from .latency import DEFAULT_INPUT_LAG_FLAG_MS, DEFAULT_MIN_STALL_MS
 from .outcome import signal_name
 from .registry import create_backend
@@ -479,6 +481,7 @@ def run_benchmark(
     tail_noise_dbfs: float = -55.0,
     settle_s: float = 1.5,
     endpointer: EndpointerSettings | None = None,
+    shard: str | Shard | None = None,
 ) -> Path:
     """Measure ``backends`` on ``data`` and return the run folder (see docs/run-format.md).
 
@@ -486,7 +489,9 @@ def run_benchmark(
     energy; harness.vad), before anything is timed. With several backends, utterances are interleaved in blocks
     of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
 
-    ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
+    ``shard`` (``"I/N"``) measures only shard I of N of the data's utterances (harness.executors.shards: the same
+    set on every machine); run.json's ``data`` stays the whole selection's and ``shard`` records the part, for
+    ``s2s-bench merge``. ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
     attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
     (``{"load", "hang"}``). ``strict_data`` refuses a degraded built-in set (one of its voices missing).
     ``endpointing="system"`` never tells a backend that the user's turn is over: the microphone keeps streaming
@@ -544,12 +549,19 @@ def run_benchmark(
                     "`make bench BENCH_ALLOW_DEGRADED=1`, the set is measured and labelled degraded)"
                 )
             print(f"WARNING: {degraded_warning(data_id['identity'])}", file=sys.stderr)
+        shard_info = None
+        if shard is not None:  # after the data identity: every shard records the whole selection's
+            try:
+                utts, shard_info = select_shard(utts, shard)
+            except ShardError as exc:
+                raise RunError(str(exc)) from None
     except BaseException:
         if created:  # nothing was measured: leave no empty run folder behind
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
     events_path, meta_path = out_dir / "events.jsonl", out_dir / "run.json"
+    here = machine_info()
     meta = {
         "schema": SCHEMA,
         "run_id": out_dir.name,
@@ -561,12 +573,14 @@ def run_benchmark(
         "settings": asdict(settings),
         "vad": vad_info(vad),
         **({"endpointer": settings.endpointer.describe()} if endpointing == "system" else {}),
-        "machine": machine_info(),
+        "machine": here,
         "versions": package_versions(),
         "git": git_info(),
         "backends": [],
         "summary": {},
     }
+    if shard_info is not None:
+        meta["shard"] = shard_info
     done: set[tuple[str, str]] = set()
     attempts: dict[tuple[str, str], int] = {}
     if events_path.exists() and events_path.stat().st_size:
@@ -610,7 +624,16 @@ def run_benchmark(
             raise StorageError(events_path, exc) from None
         bar = _progress(0, False)
         try:
-            log.emit({"e": "run", "t": now_ns(), "settings": asdict(settings), "resume": bool(done)})
+            # Each start or resume names its machine: a shard resumed elsewhere says where each part ran.
+            log.emit(
+                {
+                    "e": "run",
+                    "t": now_ns(),
+                    "settings": asdict(settings),
+                    "resume": bool(done),
+                    "machine": here,
+                }
+            )
 
             def new_job(key: str, backend: Backend, utt: Utterance) -> _Job:
                 attempts[(key, utt.id)] = attempts.get((key, utt.id), 0) + 1

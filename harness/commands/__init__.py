@@ -3,6 +3,7 @@
 COMMAND_MODULES = (
     "harness.commands.backends_cmd",
     "harness.commands.run_cmd",
+    "harness.commands.merge_cmd",
     "harness.commands.data_cmd",
     "harness.commands.score_cmd",
     "harness.commands.report_cmd",

@@ -34,6 +34,8 @@ EXIT_CODES_HELP = """exit codes:
        an --out that holds something else or cannot be written, a resume with other settings
   3    aborted: the run's files could not be written (disk full, read-only); finished utterances are
        kept, --resume continues once there is room
+  4    --executor ray: a shard could not be finished (its workers kept dying, or a worker failed); what
+       was measured is kept under OUT/shards, --resume continues
   130  interrupted by Ctrl-C (SIGINT); 128+N for signal N (143 SIGTERM, 129 SIGHUP): run.json says
        "interrupted", --resume continues
 """
@@ -181,6 +183,7 @@ def add_parser(subparsers) -> None:
         help="intelligibility: ASR judge, e.g. whisper:path=/models/whisper-small (else WER/CER are n/a)",
     )
     p.add_argument("--score-workers", type=positive_int, default=2, help="processes for scoring (default 2)")
+    add_distribution_arguments(p, shard=True)
     p.set_defaults(func=run)
 
     r = subparsers.add_parser(
@@ -198,6 +201,69 @@ def add_parser(subparsers) -> None:
     r.set_defaults(func=rescore)
 
 
+def add_distribution_arguments(p, shard: bool = False) -> None:
+    """``--shard`` (run only), ``--executor``, ``--shards``, ``--ray-resources``, ``--ray-retries``."""
+    g = p.add_argument_group("distributing (docs/run-format.md, Sharded runs)")
+    if shard:
+        g.add_argument(
+            "--shard",
+            default=None,
+            metavar="I/N",
+            help="measure only shard I of N of the utterances (I from 0; the same set on every machine), for a "
+            "scheduler's array job; join the shards with s2s-bench merge",
+        )
+    g.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|ray[:ADDRESS]",
+        help="where to run: local (this process, default) or ray: shards as Ray tasks on the cluster at ADDRESS "
+        "(auto, HOST:PORT, ray://HOST:10001; none: RAY_ADDRESS or a new local Ray), merged into --out",
+    )
+    g.add_argument(
+        "--shards",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="ray: shards per backend (default: as many as the cluster runs at once)",
+    )
+    g.add_argument(
+        "--ray-resources",
+        action="append",
+        default=None,
+        metavar="BACKEND:KEY=VALUE,...",
+        help="ray: task resources of a backend (name or key; `score` for scoring), e.g. custom:num_gpus=1,num_cpus=4 "
+        "(num_cpus, num_gpus, memory=16G, custom resources; default num_cpus=1; repeatable)",
+    )
+    g.add_argument(
+        "--ray-retries",
+        type=int,
+        default=3,
+        metavar="K",
+        help="ray: how many times a shard whose worker died is resumed on another worker (default 3)",
+    )
+
+
+def ray_options(args):
+    """The Ray executor's options from the command line, or None for the local executor; raises ValueError."""
+    from ..executors import ExecutorSpec, RayOptions, parse_resources
+
+    spec = ExecutorSpec.parse(args.executor)
+    if spec.kind == "local":
+        for flag, value in (("--shards", args.shards), ("--ray-resources", args.ray_resources)):
+            if value:
+                raise ValueError(
+                    f"{flag} is for --executor ray (the local executor runs one shard: --shard I/N)"
+                )
+        return None
+    if getattr(args, "shard", None):
+        raise ValueError(
+            "--shard is for the local executor; --executor ray makes its own shards (--shards N)"
+        )
+    if args.ray_retries < 0:
+        raise ValueError(f"Expected --ray-retries >= 0 but got {args.ray_retries}")
+    return RayOptions(spec.address, args.shards, parse_resources(args.ray_resources), args.ray_retries)
+
+
 def run(args) -> int:
     import sys
 
@@ -206,6 +272,7 @@ def run(args) -> int:
     from ..outcome import (
         DEFAULT_MAX_FAILURES,
         EXIT_OK,
+        EXIT_SHARDS_FAILED,
         EXIT_STORAGE,
         EXIT_TOO_MANY_FAILURES,
         EXIT_USAGE,
@@ -237,31 +304,43 @@ def run(args) -> int:
         barge_in=not args.no_barge_in,
     )
     try:
-        out = run_benchmark(
-            args.backend,
-            args.data,
-            split=args.split,
-            limit=args.limit,
-            pacing=args.pacing,
-            chunk_ms=args.chunk_ms,
-            concurrency=args.concurrency,
-            timeout_s=args.timeout,
-            warmup=args.warmup,
-            vad=args.vad,
-            seed=args.seed,
-            out=args.out,
-            suite=args.suite,
-            resume=args.resume,
-            retry_failed=retry or False,
-            strict_data=args.strict_data,
-            save_audio=not args.no_audio,
-            progress=not args.quiet,
-            endpointing=args.endpointing,
-            tail=args.tail,
-            tail_noise_dbfs=args.tail_noise_dbfs,
-            settle_s=args.settle_s,
-            endpointer=endpointer,
-        )
+        on_ray = ray_options(args)
+    except ValueError as exc:
+        return usage(str(exc))
+    measure = dict(
+        split=args.split,
+        limit=args.limit,
+        pacing=args.pacing,
+        chunk_ms=args.chunk_ms,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+        warmup=args.warmup,
+        vad=args.vad,
+        seed=args.seed,
+        out=args.out,
+        suite=args.suite,
+        resume=args.resume,
+        retry_failed=retry or False,
+        strict_data=args.strict_data,
+        save_audio=not args.no_audio,
+        progress=not args.quiet,
+        endpointing=args.endpointing,
+        tail=args.tail,
+        tail_noise_dbfs=args.tail_noise_dbfs,
+        settle_s=args.settle_s,
+        endpointer=endpointer,
+    )
+    try:
+        if on_ray is not None:
+            from ..executors.ray_executor import ShardsFailed, run_on_ray
+
+            try:
+                out = run_on_ray(args.backend, args.data, options=on_ray, **measure)
+            except ShardsFailed as exc:
+                print(f"s2s-bench run: {exc}", file=sys.stderr)
+                return EXIT_SHARDS_FAILED
+        else:
+            out = run_benchmark(args.backend, args.data, shard=args.shard, **measure)
     except (RunError, BackendError, ValueError, FileNotFoundError) as exc:
         return usage(str(exc))
     except StorageError as exc:
@@ -284,13 +363,20 @@ def run(args) -> int:
         from ..metrics.scoring import SUITE_METRICS, score_run
 
         print(f"scoring ({args.suite}: {', '.join(SUITE_METRICS[args.suite])}) ...", file=sys.stderr)
-        score_run(
-            out,
-            metrics=list(SUITE_METRICS[args.suite]),
-            judge=args.asr_judge,
-            target=args.target,
-            workers=args.score_workers,
-        )
+        if on_ray is not None:
+            from ..executors.ray_executor import score_on_ray
+
+            score_on_ray(
+                out, list(SUITE_METRICS[args.suite]), args.asr_judge, args.target, args.score_workers, on_ray
+            )
+        else:
+            score_run(
+                out,
+                metrics=list(SUITE_METRICS[args.suite]),
+                judge=args.asr_judge,
+                target=args.target,
+                workers=args.score_workers,
+            )
     run_ = load_run(out)
     print(
         f"\nrun folder: {out}  (pacing={args.pacing}, chunk={args.chunk_ms:g} ms, concurrency={args.concurrency}, "

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
     )
     r.add_argument("--workers", type=int, default=2, help="processes (default 2; 1 = this process)")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from .run_cmd import add_distribution_arguments
+
+    add_distribution_arguments(r)
     r.set_defaults(func=run_run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -195,17 +198,27 @@ def run_audio(args) -> int:
 def run_run(args) -> int:
     from ..metrics import score_run
     from ..metrics.judges import JudgeError
+    from ..run_folder import RunError
+    from .run_cmd import ray_options
 
     try:
-        summaries = score_run(
-            args.run_dir,
-            metrics=args.metrics,
-            judge=args.asr_judge,
-            target=args.target,
-            workers=args.workers,
-            progress=not args.json,
-        )
-    except (FileNotFoundError, ValueError, JudgeError) as exc:
+        on_ray = ray_options(args)
+        if on_ray is not None:
+            from ..executors.ray_executor import score_on_ray
+
+            summaries = score_on_ray(
+                args.run_dir, args.metrics, args.asr_judge, args.target, args.workers, on_ray
+            )
+        else:
+            summaries = score_run(
+                args.run_dir,
+                metrics=args.metrics,
+                judge=args.asr_judge,
+                target=args.target,
+                workers=args.workers,
+                progress=not args.json,
+            )
+    except (FileNotFoundError, ValueError, JudgeError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -213,14 +213,34 @@ def score_run(
     Rescoring replaces the chosen metrics and keeps others already in the folder; run.json's ``scoring`` records,
     per metric, the target and the judge's ``info`` (model, revision, language, decoding).
 
-    Returns ``{backend_key: {metric_name: corpus aggregate}}`` (the same objects written to run.json).
+    Returns ``{backend_key: {metric_name: corpus aggregate}}`` (the same objects written to run.json). The Ray
+    executor scores shards of the utterances on workers (:func:`score_utterances`) and writes their results
+    with :func:`write_scores`, so both paths write the same files.
+    """
+    t_start = time.perf_counter()
+    scored = score_utterances(run_dir, metrics, judge, target, workers, progress=progress)
+    return write_scores(run_dir, scored, target, workers, time.perf_counter() - t_start)
+
+
+def score_utterances(
+    run_dir: str | Path,
+    metrics: str | Sequence[str] | None = None,
+    judge=None,
+    target: str = "input",
+    workers: int = 2,
+    ids: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Per-utterance results of ``metrics`` for the run's utterances (every one, or those in ``ids``).
+
+    Returns ``{"metrics": [names], "results": {key: {uid: {metric: MetricResult}}}, "transcripts": {key: {uid:
+    text}}, "audio_s": output audio seconds scored, "judge_info": the judge's info or None}`` (picklable).
     """
     from . import get_metrics
 
     if target not in TARGETS:
         raise ValueError(f"Expected argument `target` to be one of {TARGETS} but got {target!r}")
     run_dir = Path(run_dir)
-    t_start = time.perf_counter()
     chosen = get_metrics(metrics)
     meta, final = _read_run(run_dir)
     utts, data_reason = _utterances(meta)
@@ -229,13 +249,14 @@ def score_run(
 
         judge = create_judge(judge)
     want_transcript = judge is not None and any(NEEDS_TRANSCRIPT in m.needs for m in chosen)
+    only = set(ids) if ids is not None else None
 
-    lines: list[dict] = []
     audio_seconds: dict[tuple[str, str], float] = {}
-    summaries: dict[str, dict[str, dict]] = {}
+    results: dict[str, dict[str, dict[str, MetricResult]]] = {}
+    all_transcripts: dict[str, dict[str, str]] = {}
     for backend in meta.get("backends", []):
         key = backend["key"]
-        uids = list(final.get(key, {}))
+        uids = [u for u in final.get(key, {}) if only is None or u in only]
         per_utt: dict[str, dict[str, MetricResult]] = {}
         samples, sample_uids = [], []
         transcripts: dict[str, str] = {}
@@ -282,6 +303,39 @@ def score_run(
                     r.reason = f"n/a: reference audio unreadable ({s.cache['ref_error']})"
                 elif r.value is None and "judge_error" in s.cache and "ASR judge" in (r.reason or ""):
                     r.reason = f"n/a: ASR judge failed ({s.cache['judge_error']})"
+        results[key] = per_utt
+        all_transcripts[key] = transcripts
+    return {
+        "metrics": [m.name for m in chosen],
+        "results": results,
+        "transcripts": all_transcripts,
+        "audio_s": sum(audio_seconds.values()),
+        "judge_info": getattr(judge, "info", None) if judge is not None else None,
+    }
+
+
+def write_scores(
+    run_dir: str | Path, scored: dict[str, Any], target: str, workers: int, wall_s: float
+) -> dict:
+    """Write what :func:`score_utterances` returned (one call's, or shards' joined) into the run folder:
+    ``scores.jsonl`` lines and run.json's ``metrics``, ``scoring`` and ``scoring_log``; returns the aggregates."""
+    from . import get_metrics
+
+    run_dir = Path(run_dir)
+    chosen = get_metrics(scored["metrics"])
+    meta, final = _read_run(run_dir)
+    lines: list[dict] = []
+    summaries: dict[str, dict[str, dict]] = {}
+    for backend in meta.get("backends", []):
+        key = backend["key"]
+        uids = list(final.get(key, {}))
+        per_utt = scored["results"].get(key, {})
+        transcripts = scored["transcripts"].get(key, {})
+        missing = [u for u in uids if u not in per_utt]
+        if missing:
+            raise ValueError(
+                f"{key}: no scores for {len(missing)} utterance(s) of {run_dir} ({missing[:3]} ...)"
+            )
         summaries[key] = {m.name: aggregate(m, [per_utt[u][m.name] for u in uids]) for m in chosen}
         for uid in uids:
             for m in chosen:
@@ -309,18 +363,15 @@ def score_run(
         meta["summary"].setdefault(key, {}).setdefault("metrics", {}).update(agg)
     scoring = meta.setdefault("scoring", {})
     for name in names:
-        scoring[name] = {
-            "target": target,
-            "judge": getattr(judge, "info", None) if judge is not None else None,
-        }
+        scoring[name] = {"target": target, "judge": scored.get("judge_info")}
     # How long this scoring took (wall, incl. pool start-up and the judge), next to how much audio it scored.
-    audio_s = sum(v for v in audio_seconds.values())
     meta.setdefault("scoring_log", []).append(
         {
             "metrics": sorted(names),
             "workers": workers,
-            "wall_s": round(time.perf_counter() - t_start, 3),
-            "output_audio_s": round(audio_s, 3),
+            "wall_s": round(wall_s, 3),
+            "output_audio_s": round(scored["audio_s"], 3),
+            **({"executor": scored["executor"]} if scored.get("executor") else {}),
         }
     )
     _write_json_atomic(run_dir / "run.json", meta)
