@@ -413,12 +413,15 @@ def run_benchmark(
     save_audio: bool = True,
     progress: bool = True,
     utterances: Sequence[Utterance] | None = None,
+    alternate: bool = False,
 ) -> Path:
     """Measure ``backends`` on ``data`` and return the run folder (see docs/run-format.md).
 
     Backends are loaded and warmed up, and the end of every input's speech is found (``vad``: auto, silero or
     energy; harness.vad), before anything is timed. With several backends, utterances are interleaved in blocks
-    of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
+    of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike; ``alternate`` reverses
+    the order in every other block (A B, B A, ...) so that no backend always runs right after another one
+    (``s2s-bench gate --against`` measures its two sides this way).
 
     ``resume`` continues the run in ``out``; ``retry_failed`` (which implies it) also redoes utterances whose last
     attempt is not ``ok``: all of them (``True``) or those with one of the given statuses or error kinds
@@ -559,7 +562,8 @@ def run_benchmark(
             live = [(key, b) for key, b, _ in loaded if b is not None]
             step = len(utts) if len(live) == 1 else concurrency
             for start in range(0, len(utts), step):
-                for key, backend in live:
+                flip = alternate and (start // step) % 2 == 1  # A B, B A, ...: none always goes first
+                for key, backend in reversed(live) if flip else live:
                     block = [
                         new_job(key, backend, u)
                         for u in utts[start : start + step]
