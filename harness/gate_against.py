@@ -190,7 +190,11 @@ def measure_side_by_side(
             out / side,
             {str(BackendSpec.parse(r)): key for r, key in zip(remote[side], keys, strict=True)},
             backends,
-            {"git": git, "gate_side": {"side": side, "revision": revision.subject, "tree": str(trees[side])}},
+            {
+                "run_id": f"{side}-{str(git.get('commit'))[:8]}{'+dirty' if git.get('dirty') else ''}",
+                "git": git,
+                "gate_side": {"side": side, "revision": revision.subject, "tree": str(trees[side])},
+            },
         )
     return SideBySide(
         out=out,

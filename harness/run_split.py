@@ -63,8 +63,8 @@ def split_run(
                 shutil.rmtree(target)
             (shutil.move if move_audio else shutil.copytree)(str(folder), str(target))
     order = {new: i for i, new in enumerate(keys.values())}
-    meta.update(meta_update or {})
     meta["run_id"] = dst.name
+    meta.update(meta_update or {})
     meta["backends"] = sorted(backends, key=lambda b: order[b["key"]])
     meta["split_from"] = {"run": str(src), "keys": keys}
     meta["summary"] = summarize(events)
