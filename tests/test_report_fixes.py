@@ -50,7 +50,7 @@ def test_runs_measured_differently_get_a_warning(tmp_path):
 
 def test_rtfx_is_not_shown_for_realtime_pacing(tmp_path):
     rt, fast = (
-        _run(tmp_path / "rt", 100, run_id="rt"),
+        _run(tmp_path / "rt", 100, settings=REALTIME, run_id="rt"),
         _run(tmp_path / "fast", 100, settings=FAST, run_id="fast"),
     )
     build_report([rt], tmp_path / "r1")
