@@ -58,9 +58,12 @@ PLANTS = {
 silently not happen)."""
 PLANTED_BACKENDS = {"custom": "+25% time per engine tick", "loopback": "+20 ms before the first chunk"}
 DEFAULT_RULESETS = {
-    "default": "ttfa.p50:+10%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
-    "p50-5%": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
+    "default": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
+    "p50-only": "ttfa.p50:+5%,10ms;unanswered:+10pt",
+    "p50-10%": "ttfa.p50:+10%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
 }
+"""``default`` is harness.gate_against.AGAINST_RULES; the others show what the p95 rule and a 10% p50 threshold
+cost or buy."""
 
 
 def cpu_name() -> str:
