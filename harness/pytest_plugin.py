@@ -187,6 +187,7 @@ def _measure_against(cfg, specs: list[str], out: Path) -> Path:
             limit=cfg.getoption("s2s_limit"),
             pacing=cfg.getoption("s2s_pacing"),
             chunk_ms=cfg.getoption("s2s_chunk_ms"),
+            concurrency=cfg.getoption("s2s_concurrency"),
             timeout_s=cfg.getoption("s2s_timeout"),
             out=out,
             serve_timeout_s=cfg.getoption("s2s_serve_timeout"),
