@@ -29,19 +29,22 @@ quality rules may compare it. A single shard (``run --shard I/N``) is ``x`` agai
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .executors.merge import mixed_machine_note
-from .report.runs import LATENCY_METRICS, RunData, RunFormatError, load_run_folder
+from .gate_files import (  # noqa: F401 - part of the gate's interface
+    BASELINE_SCHEMA,
+    GateUsageError,
+    load_baseline,
+    load_candidate,
+    save_baseline,
+)
+from .report.runs import LATENCY_METRICS, RunData
 
-BASELINE_SCHEMA = "s2s-bench.baseline/1"
 DEFAULT_RULES = ("ttfa.p50:+10%,10ms", "ttfa.p95:+20%,20ms")
 DEFAULT_ALPHA = 0.05
 
@@ -87,10 +90,6 @@ _RULE_RE = re.compile(
     r":(?P<sign>[+-])?(?P<thr>\d+(?:\.\d+)?)(?P<thr_unit>%|pt|ms)?"
     r"(?:,(?P<floor>\d+(?:\.\d+)?)(?P<floor_unit>pt|ms)?)?$"
 )
-
-
-class GateUsageError(ValueError):
-    """A rule, baseline or option the gate cannot use; the message names it (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -207,72 +206,29 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-# ----------------------------------------------------------------------------------------------- loading
+TESTS = ("mannwhitney", "wilcoxon")
+"""Significance tests: ``mannwhitney`` (two independent samples, asv's test) and ``wilcoxon`` (the signed-rank
+test of the per-utterance differences: both sides measured the same utterances, interleaved in one run)."""
 
 
-def load_baseline(path: str | Path) -> RunData:
-    """A run folder (or its ``run.json``) or a compact baseline JSON written by :func:`save_baseline`."""
-    path = Path(path)
-    if not path.exists():
-        raise GateUsageError(f"Baseline {path} does not exist (a run folder or a baseline .json)")
-    if path.is_file() and path.name == "run.json":
-        path = path.parent
-    if path.is_dir():
-        try:
-            return load_run_folder(path)
-        except RunFormatError as exc:
-            raise GateUsageError(str(exc)) from None
+def wilcoxon_p(base: dict[str, float], cand: dict[str, float]) -> tuple[float, int]:
+    """(two-sided Wilcoxon signed-rank p-value of ``cand[u] - base[u]`` over the utterances both have, pairs).
+
+    Why paired: in a side-by-side gate the spread between utterances (how much trailing silence an input has,
+    when the model decides to answer) is the same on both sides and cancels in the difference; an unpaired test
+    counts it as noise. Zero differences are dropped (Wilcoxon's method); 1.0 below 2 non-zero differences.
+    """
+    common = [u for u in cand if u in base]
+    diffs = np.array([cand[u] - base[u] for u in common], dtype=float)
+    if np.count_nonzero(diffs) < 2:
+        return 1.0, len(common)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GateUsageError(f"Baseline {path} is not valid JSON ({exc})") from None
-    if doc.get("schema") != BASELINE_SCHEMA:
-        raise GateUsageError(
-            f"Baseline {path}: expected schema {BASELINE_SCHEMA} but got {doc.get('schema')!r}"
-        )
-    return RunData(source=str(path), meta=doc["run"], samples=doc["samples"], status=doc.get("status", {}))
-
-
-def load_candidate(path: str | Path) -> RunData:
-    """A candidate must be a run folder."""
-    path = Path(path)
-    if path.is_file() and path.name == "run.json":
-        path = path.parent
-    if not path.is_dir():
-        raise GateUsageError(f"Candidate {path} is not a run folder")
-    try:
-        return load_run_folder(path)
-    except RunFormatError as exc:
-        raise GateUsageError(str(exc)) from None
-
-
-def save_baseline(run: RunData, out: str | Path) -> Path:
-    """Write the compact baseline JSON: run metadata, summaries and every per-utterance sample."""
-    keep = (
-        "run_id",
-        "created",
-        "status",
-        "suite",
-        "data",
-        "settings",
-        "machine",
-        "versions",
-        "git",
-        "backends",
-        "summary",
-    )
-    doc = {
-        "schema": BASELINE_SCHEMA,
-        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_run": run.source,
-        "run": {k: run.meta[k] for k in keep if k in run.meta},
-        "samples": run.samples,
-        "status": run.status,
-    }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    return out
+        from scipy.stats import wilcoxon
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            f"The gate's Wilcoxon test needs scipy ({exc.name} is missing): pip install 's2s-bench[report]'"
+        ) from None
+    return float(wilcoxon(diffs, zero_method="wilcox", alternative="two-sided").pvalue), len(common)
 
 
 # ----------------------------------------------------------------------------------------------- comparing
@@ -390,8 +346,11 @@ class Verdict:
     baseline: float | None = None
     candidate: float | None = None
     change: str = ""
-    p_value: float | None = None
+    p_value: float | None = None  # the deciding test's (``test``)
     n: tuple[int, int] = (0, 0)
+    test: str = "mannwhitney"
+    p_mann_whitney: float | None = None  # always computed, whatever decides
+    n_pairs: int | None = None  # utterances on both sides (paired test)
     unit: str = ""
     note: str = ""
     reasons: list[str] = field(default_factory=list)
@@ -411,16 +370,15 @@ def _samples(run: RunData, key: str, rule: Rule) -> tuple[dict[str, float], floa
 
 def _measure(
     run: RunData, key: str, ref_key: str | None, rule: Rule
-) -> tuple[np.ndarray, float | None, float | None]:
-    """(per-utterance samples, the rule's value, the reference's statistic) for one backend of one run."""
+) -> tuple[dict[str, float], float | None, float | None]:
+    """({utterance: sample}, the rule's value, the reference's statistic) for one backend of one run."""
     vals, value = _samples(run, key, rule)
     if ref_key is None or value is None:
-        return np.array(list(vals.values())), value, None
+        return vals, value, None
     ref_vals, ref_value = _samples(run, ref_key, rule)
     if not ref_value:
-        return np.array([]), None, None
-    common = [u for u in vals if u in ref_vals and ref_vals[u] > 0]
-    ratios = np.array([vals[u] / ref_vals[u] for u in common])
+        return {}, None, None
+    ratios = {u: vals[u] / ref_vals[u] for u in vals if u in ref_vals and ref_vals[u] > 0}
     return ratios, value / ref_value, ref_value
 
 
@@ -445,10 +403,12 @@ def compare_backend(
     alpha: float,
     allowed: set[str],
     ref_keys: tuple[str | None, str | None] = (None, None),
+    test: str = "mannwhitney",
 ) -> Verdict:
-    """The verdict of one rule for one backend pair; ``ref_keys`` are the reference backends of a ratio rule."""
+    """The verdict of one rule for one backend pair; ``ref_keys`` are the reference backends of a ratio rule;
+    ``test`` is the significance test (:data:`TESTS`)."""
     unit = "x" if rule.reference else ("ms" if _is_ms(rule.metric) else "")
-    v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit)
+    v = Verdict(backend=cand_key, rule=rule.text, verdict="x", unit=unit, test=test)
     v.reasons = option_differences(base.backend(base_key), cand.backend(cand_key), allowed)
     if not _is_latency(rule.metric) and rule.metric not in ("failed", "unanswered"):
         for side, run, key in (("baseline", base, base_key), ("candidate", cand, cand_key)):
@@ -470,28 +430,56 @@ def compare_backend(
         return v
     direction = rule.direction or worse_direction(rule.metric, cand)
     delta = c_value - b_value
+    paired = paired_shift(b_samples, c_samples, rule.stat) if test == "wilcoxon" else None
+    if paired is not None:  # the same utterances on both sides: the typical per-utterance change
+        delta = paired
     v.change = f"{delta / abs(b_value):+.1%}" if b_value else f"{delta:+.3g}"
+    if paired is not None:
+        v.change += f" ({_fmt(delta, unit).replace('n/a', '')} per utt.)" if unit == "ms" else " (per utt.)"
     if rule.threshold_unit == "%":
         past = abs(delta) > rule.threshold / 100.0 * abs(b_value)
     else:
         past = abs(delta) > _to_metric_units(rule.threshold, rule.threshold_unit, rule, cand, c_ref)
     floor = _to_metric_units(rule.floor, rule.floor_unit, rule, cand, c_ref) if rule.floor else 0.0
-    v.p_value = mann_whitney_p(b_samples, c_samples)
+    v.p_mann_whitney = mann_whitney_p(np.array(list(b_samples.values())), np.array(list(c_samples.values())))
+    v.p_value = v.p_mann_whitney
+    if test == "wilcoxon":
+        v.p_value, v.n_pairs = wilcoxon_p(b_samples, c_samples)
     significant = v.p_value < alpha
     if not past:
         v.verdict = "same"
         sign = {1: "+", -1: "-"}.get(rule.direction or 0, "±")
         v.note = f"within {sign}{rule.threshold:g}{rule.threshold_unit}"
     elif not significant:
-        v.verdict, v.note = "~", f"not significant (p={v.p_value:.2g} >= {alpha})"
+        v.verdict, v.note = "~", f"not significant (p={v.p_value:.2g} >= {alpha}{_paired(v)})"
     elif abs(delta) <= floor:
         v.verdict, v.note = "~", f"under the floor {rule.floor:g}{rule.floor_unit}"
     else:
         v.verdict = "worse" if delta * direction > 0 else "better"
-        v.note = f"p={v.p_value:.2g}"
+        v.note = f"p={v.p_value:.2g}{_paired(v)}"
     if rule.metric in ("ttfa_ms", "ttfa_eof_ms"):  # a TTFA covers answered turns only: say how many
         v.note += f"; answered {_answered(base, base_key)} -> {_answered(cand, cand_key)}"
     return v
+
+
+def paired_shift(base: dict[str, float], cand: dict[str, float], stat: str) -> float | None:
+    """For ``p50`` and ``mean`` rules of a paired gate: the median (mean) of the per-utterance differences.
+
+    The difference of two medians is unstable when the values cluster: TTFA from the end of speech is bimodal on
+    inputs with and without trailing silence, and a +20 ms shift of every utterance moved p50 by -6% in a
+    measured gate. The median of the differences is +20 ms there. Other percentiles (the tail) keep the
+    difference of the statistics. None when fewer than 2 utterances are on both sides.
+    """
+    if stat not in ("p50", "mean"):
+        return None
+    diffs = np.array([cand[u] - base[u] for u in cand if u in base], dtype=float)
+    if diffs.size < 2:
+        return None
+    return float(np.median(diffs) if stat == "p50" else diffs.mean())
+
+
+def _paired(v: Verdict) -> str:
+    return f", paired over {v.n_pairs} utterances" if v.test == "wilcoxon" else ""
 
 
 def _answered(run: RunData, key: str) -> str:
@@ -508,10 +496,19 @@ def compare(
     backends: list[str] | None = None,
     allow_options: set[str] | None = None,
     allow_machine_change: bool = False,
+    test: str = "mannwhitney",
 ) -> list[Verdict]:
-    """Every rule for every candidate backend (or those in ``backends``): one :class:`Verdict` each."""
+    """Every rule for every candidate backend (or those in ``backends``): one :class:`Verdict` each.
+
+    ``test``: ``mannwhitney`` (independent samples: a baseline from another run) or ``wilcoxon`` (paired by
+    utterance: both runs measured the same utterances side by side, as ``s2s-bench gate --against`` does).
+    """
     if not 0 < alpha < 1:
         raise GateUsageError(f"alpha must be between 0 and 1 but got {alpha}")
+    if test not in TESTS:
+        raise GateUsageError(
+            f"Expected the significance test to be one of {', '.join(TESTS)} but got {test!r}"
+        )
     allowed = set(allow_options or ())
     keys = cand.backend_keys
     if backends:
@@ -551,7 +548,9 @@ def compare(
                 out.append(Verdict(key, rule.text, "x", note="; ".join(why), reasons=why))
             else:
                 out.append(
-                    compare_backend(rule, base, cand, base_key, key, alpha, allowed, (base_ref, cand_ref))
+                    compare_backend(
+                        rule, base, cand, base_key, key, alpha, allowed, (base_ref, cand_ref), test=test
+                    )
                 )
     return out
 
@@ -566,16 +565,28 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.4g}"
 
 
-def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> str:
-    """The verdicts as a Markdown table (rule by rule, backend by backend) plus a one-line summary."""
-    head = "| backend | rule | baseline | candidate | change | p | n (base/cand) | verdict | note |\n"
-    head += "|---|---|---|---|---|---|---|---|---|\n"
+_TEST_NAMES = {"mannwhitney": "Mann-Whitney", "wilcoxon": "Wilcoxon signed-rank, paired by utterance"}
+
+
+def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA, strict: bool = False) -> str:
+    """The verdicts as a Markdown table (rule by rule, backend by backend) plus a one-line summary.
+
+    With a paired test the table has the deciding p and, beside it, the Mann-Whitney p. ``strict``: an ``x``
+    (not comparable) fails the gate too (``gate --against``: a side-by-side gate that cannot compare must not
+    pass).
+    """
+    paired = any(v.test == "wilcoxon" for v in verdicts)
+    cols = ["backend", "rule", "baseline", "candidate", "change"]
+    cols += ["p (paired)", "p (Mann-Whitney)"] if paired else ["p"]
+    cols += ["n (base/cand)", "verdict", "note"]
+    head = "| " + " | ".join(cols) + " |\n" + "|" + "---|" * len(cols) + "\n"
     lines = []
     for v in verdicts:
-        p = "" if v.p_value is None else f"{v.p_value:.2g}"
+        ps = [v.p_value] + ([v.p_mann_whitney] if paired else [])
+        p = " | ".join("" if x is None else f"{x:.2g}" for x in ps)
         verdict = (
             f"**{v.verdict}**"
-            if v.verdict == "worse"
+            if v.verdict == "worse" or (strict and v.verdict == "x")
             else f"`{v.verdict}`"
             if v.verdict in "~x"
             else v.verdict
@@ -586,8 +597,14 @@ def verdict_table(verdicts: list[Verdict], *, alpha: float = DEFAULT_ALPHA) -> s
         )
     counts = {k: sum(v.verdict == k for v in verdicts) for k in ("worse", "better", "~", "same", "x")}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    status = "FAILED: regression" if counts["worse"] else "passed"
-    return head + "\n".join(lines) + f"\n\nGate {status} ({summary}; Mann-Whitney alpha={alpha}).\n"
+    status = "passed"
+    if counts["worse"]:
+        status = "FAILED: regression"
+    elif strict and counts["x"]:
+        status = "FAILED: not comparable (x)"
+    tests = sorted({v.test for v in verdicts if v.verdict != "x"}) or ["mannwhitney"]
+    how = "; ".join(_TEST_NAMES[t] for t in tests)
+    return head + "\n".join(lines) + f"\n\nGate {status} ({summary}; {how}, alpha={alpha}).\n"
 
 
 VERDICTS_SCHEMA = "s2s-bench.verdicts/1"
@@ -607,6 +624,9 @@ def verdicts_json(verdicts: list[Verdict], *, baseline: str, candidate: str, alp
                 "candidate",
                 "change",
                 "p_value",
+                "test",
+                "p_mann_whitney",
+                "n_pairs",
                 "unit",
                 "note",
             )
@@ -625,3 +645,8 @@ def verdicts_json(verdicts: list[Verdict], *, baseline: str, candidate: str, alp
 
 def regressed(verdicts: list[Verdict]) -> bool:
     return any(v.verdict == "worse" for v in verdicts)
+
+
+def incomparable(verdicts: list[Verdict]) -> list[Verdict]:
+    """The ``x`` verdicts (what a strict gate fails on besides regressions)."""
+    return [v for v in verdicts if v.verdict == "x"]

@@ -5,6 +5,12 @@ from ``s2s-bench gate --save-baseline``) using the default rules; ``--s2s-compar
 spelling of :mod:`harness.gate`) gates on those rules instead and makes the session fail (exit code 1) when one of
 them regresses, like pytest-benchmark's ``--benchmark-compare-fail``.
 
+``--s2s-against [REV]`` (an option of harness.pytest_plugin) measures REV beside the working tree in the session's
+one run; at session end REV's side is the baseline, the test is paired by utterance, the rules are
+``--s2s-compare-fail`` (default harness.gate_against.AGAINST_RULES) and the session fails on a regression or when
+the sides cannot be compared (any ``x``). A ``--s2s-compare BASELINE`` given beside it is then only reported
+(history, not deciding).
+
 This module is a pytest plugin. ``harness.pytest_plugin`` loads it with ``pytest_plugins = ["harness.pytest_gate"]``
 and keeps the runs it measured in ``config._s2s_runs`` (objects with a ``path`` to the run folder); at session
 end each of them is compared with the baseline.
@@ -60,16 +66,24 @@ def pytest_configure(config) -> None:
     from .gate import DEFAULT_ALPHA, DEFAULT_RULES, GateUsageError, parse_rules
 
     baseline = config.getoption("s2s_compare", None)
+    against = config.getoption("s2s_against", None)
     fail_rules = config.getoption("s2s_compare_fail", None) or []
-    if fail_rules and not baseline:
-        raise pytest.UsageError("--s2s-compare-fail needs --s2s-compare BASELINE")
+    if fail_rules and not baseline and against is None:
+        raise pytest.UsageError("--s2s-compare-fail needs --s2s-compare BASELINE or --s2s-against [REV]")
+    alpha = config.getoption("s2s_compare_alpha")
+    if against is not None:
+        try:
+            parse_rules(fail_rules or ["ttfa.p50:+10%"])
+        except GateUsageError as exc:
+            raise pytest.UsageError(f"--s2s-compare-fail: {exc}") from None
+        if alpha is not None and not 0 < alpha < 1:
+            raise pytest.UsageError(f"--s2s-compare-alpha must be between 0 and 1 but got {alpha}")
     if not baseline:
         return
     if not Path(baseline).exists():
         raise pytest.UsageError(
             f"--s2s-compare: baseline {baseline} does not exist (a run folder or a baseline .json)"
         )
-    alpha = config.getoption("s2s_compare_alpha")
     try:
         config._s2s_gate_rules = parse_rules(fail_rules or list(DEFAULT_RULES))
     except GateUsageError as exc:
@@ -111,12 +125,45 @@ def gate_session_runs(config) -> tuple[list[str], bool]:
     return lines, failed
 
 
+def gate_against_lines(config) -> tuple[list[str], bool]:
+    """(report lines, failed?) of ``--s2s-against``: REV's side against the candidate's, strict (``x`` fails)."""
+    from .gate import DEFAULT_ALPHA
+    from .gate_against import EXIT_CODES, judge, write_outcome
+
+    measured = getattr(config, "_s2s_against_measured", None)
+    if measured is None:
+        why = getattr(config, "_s2s_against_error", None) or "no run was measured in this session"
+        return [
+            f"--s2s-against: NOT COMPARABLE: {why}",
+            "gate FAILED: a gate that measured nothing never passes",
+        ], True
+    alpha = config.getoption("s2s_compare_alpha")
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    verdicts, code = judge(measured, config.getoption("s2s_compare_fail") or None, alpha=alpha)
+    paths = write_outcome(measured, verdicts, code, alpha=alpha)
+    lines = paths["markdown"].read_text(encoding="utf-8").splitlines()
+    return [*lines, f"written: {paths['markdown']} ({EXIT_CODES[code]})"], code != 0
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     config = session.config
-    if not config.getoption("s2s_compare", None):
+    against = config.getoption("s2s_against", None) is not None
+    if not config.getoption("s2s_compare", None) and not against:
         return
-    lines, failed = gate_session_runs(config)
-    gating = bool(config.getoption("s2s_compare_fail"))
+    lines, failed, gating = [], False, True
+    if against:
+        lines, failed = gate_against_lines(config)
+    if config.getoption("s2s_compare", None):
+        history, history_failed = gate_session_runs(config)
+        if against:  # the absolute baseline is history here: reported, never deciding
+            lines += [
+                "",
+                "history (not deciding): the candidate against the committed absolute baseline",
+                *history,
+            ]
+        else:
+            lines, failed = history, history_failed
+            gating = bool(config.getoption("s2s_compare_fail"))
     config._s2s_gate_lines = lines
     if failed and gating and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,7 +1,9 @@
 """pytest plugin (entry point ``pytest11``): ``pytest suites/ --backend=SPEC [--backend=SPEC ...]``.
 
 All ``--backend`` values are measured in **one** run, interleaved (A B A B ...), once per pytest session; suite
-tests receive that run and assert its integrity. Timing thresholds are never asserted: numbers go to the run
+tests receive that run and assert its integrity. With ``--s2s-against REV`` every backend is served from REV's tree
+and from the working tree and both are measured in that one run (harness.gate_against); the suites receive the
+candidate's side, and harness.pytest_gate judges it against REV's. Timing thresholds are never asserted: numbers go to the run
 folder and the terminal summary, and regressions are judged by gates.
 """
 
@@ -141,6 +143,23 @@ def pytest_addoption(parser):
         metavar="S",
         help="turn-taking suite: seconds the microphone stays open after the file without an answer (default 30)",
     )
+    group.addoption(
+        "--s2s-against",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="REV",
+        help="serve every --backend from git revision REV and from the working tree, measure both in one run "
+        "and gate on it (no REV: merge base with main, or the previous commit when HEAD is main); --s2s-out "
+        "is then the gate's folder (base/, candidate/, gate.md)",
+    )
+    group.addoption(
+        "--s2s-serve-timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="S",
+        help="with --s2s-against: seconds a side's server may take to load (default 600)",
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -178,6 +197,10 @@ def s2s_run(request):
     out = cfg.getoption("s2s_out") or Path("reports/runs") / (
         "pytest-" + datetime.now().strftime("%Y%m%d-%H%M%S")
     )
+    if cfg.getoption("s2s_against") is not None:
+        run = load_run(_measure_against(cfg, specs, out))
+        cfg._s2s_runs = [*getattr(cfg, "_s2s_runs", []), run]
+        return run
     path = run_benchmark(
         specs,
         cfg.getoption("s2s_data"),
@@ -242,6 +265,33 @@ def s2s_turn_runs(request):
         runs[mode] = load_run(path)
     cfg._s2s_runs = [*getattr(cfg, "_s2s_runs", []), *runs.values()]
     return runs
+
+
+def _measure_against(cfg, specs: list[str], out: Path) -> Path:
+    """Both sides of ``--s2s-against``, measured; the candidate's split run folder (the gate is judged at the
+    session's end by harness.pytest_gate). A side that cannot be served fails every test that needs the run."""
+    from .gate import GateUsageError
+    from .gate_against import NotComparable, measure_side_by_side
+
+    try:
+        measured = measure_side_by_side(
+            specs,
+            cfg.getoption("s2s_against") or None,
+            data=cfg.getoption("s2s_data"),
+            split=cfg.getoption("s2s_split"),
+            limit=cfg.getoption("s2s_limit"),
+            pacing=cfg.getoption("s2s_pacing"),
+            chunk_ms=cfg.getoption("s2s_chunk_ms"),
+            concurrency=cfg.getoption("s2s_concurrency"),
+            timeout_s=cfg.getoption("s2s_timeout"),
+            out=out,
+            serve_timeout_s=cfg.getoption("s2s_serve_timeout"),
+        )
+    except (NotComparable, GateUsageError) as exc:
+        cfg._s2s_against_error = str(exc)
+        pytest.fail(f"--s2s-against: NOT COMPARABLE: {exc}", pytrace=False)
+    cfg._s2s_against_measured = measured
+    return measured.candidate_run
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

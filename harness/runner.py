@@ -482,12 +482,15 @@ def run_benchmark(
     settle_s: float = 1.5,
     endpointer: EndpointerSettings | None = None,
     shard: str | Shard | None = None,
+    alternate: bool = False,
 ) -> Path:
     """Measure ``backends`` on ``data`` and return the run folder (see docs/run-format.md).
 
     Backends are loaded and warmed up, and the end of every input's speech is found (``vad``: auto, silero or
     energy; harness.vad), before anything is timed. With several backends, utterances are interleaved in blocks
-    of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike.
+    of ``concurrency`` (A B A B ...) so slow drift of the machine hits every backend alike; ``alternate`` reverses
+    the order in every other block (A B, B A, ...) so that no backend always runs right after another one
+    (``s2s-bench gate --against`` measures its two sides this way).
 
     ``shard`` (``"I/N"``) measures only shard I of N of the data's utterances (harness.executors.shards: the same
     set on every machine); run.json's ``data`` stays the whole selection's and ``shard`` records the part, for
@@ -665,7 +668,8 @@ def run_benchmark(
             live = [(key, b) for key, b, _ in loaded if b is not None]
             step = len(utts) if len(live) == 1 else concurrency
             for start in range(0, len(utts), step):
-                for key, backend in live:
+                flip = alternate and (start // step) % 2 == 1  # A B, B A, ...: none always goes first
+                for key, backend in reversed(live) if flip else live:
                     block = [
                         new_job(key, backend, u)
                         for u in utts[start : start + step]

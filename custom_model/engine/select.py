@@ -13,7 +13,7 @@ ONNX Runtime; ``torch.compile`` takes minutes to build on a small CPU and is lef
 a tick (encode + decode graphs) at batch 1 and batch ``min(16, max_slots)`` in rounds interleaved over the
 candidates (so the drift of a busy machine hits all of them alike), and picks the passing variant with the
 smallest sum of the two medians. The decision (every candidate's parity and times, the machine) is written to
-``$S2S_BENCH_CACHE/engine/auto-<key>.json``; ``key`` is a digest of the weights, the sampling settings, device,
+``$S2S_BENCH_CACHE/engine/auto-<key>.json``; ``key`` is a digest of the weights, the package's code, the sampling settings, device,
 dtype, threads, torch / onnxruntime versions and the CPU model, so a new checkpoint, install or machine decides
 again. Delete the file (or set ``S2S_ENGINE_RESELECT=1``) to decide again anyway.
 """

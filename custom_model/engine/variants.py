@@ -13,11 +13,12 @@
 fp32 variants must give tokens identical to ``eager`` (``select.py`` checks it); approximate ones are compared by
 token agreement and audio change, and are never chosen by ``optimize=auto``. The ONNX files are exported once and
 cached under ``$S2S_BENCH_CACHE/engine/`` (default ``~/.cache/s2s-bench/engine/``), keyed by the weights' digest,
-the sampling settings and the torch / onnxruntime versions.
+the source code of ``custom_model`` (:func:`code_digest`), the sampling settings and the torch / onnxruntime versions.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -45,9 +46,27 @@ def cache_root() -> Path:
     return Path(os.environ.get("S2S_BENCH_CACHE") or "~/.cache/s2s-bench").expanduser() / "engine"
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of every ``.py`` file of the ``custom_model`` package (path and bytes).
+
+    The exported graphs and the ``optimize=auto`` decision depend on the code that builds the graphs as much as on
+    the weights: keyed by the weights alone, a changed ``fused_step.py`` would run the ONNX file exported from the
+    old code, and two revisions sharing one cache (``s2s-bench gate --against``) would measure the same graph.
+    """
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def module_digest(*modules: nn.Module, extra: str = "") -> str:
-    """A short digest of the modules' weights and buffers plus ``extra`` (settings, versions)."""
+    """A short digest of the modules' weights and buffers, the package's code (:func:`code_digest`) and
+    ``extra`` (settings, versions)."""
     h = hashlib.sha256(extra.encode())
+    h.update(code_digest().encode())
 
     def feed(value) -> None:
         if isinstance(value, Tensor):

@@ -7,6 +7,7 @@ COMMAND_MODULES = (
     "harness.commands.data_cmd",
     "harness.commands.score_cmd",
     "harness.commands.report_cmd",
+    "harness.commands.history_cmd",
     "harness.commands.gate_cmd",
     "harness.commands.serve_cmd",
 )

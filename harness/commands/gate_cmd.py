@@ -13,6 +13,15 @@ def add_parser(subparsers) -> None:
         "Exit code 1 on any regression, 2 on a usage error. Rules: METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR], "
         "e.g. ttfa.p50:+10%, ttfa.p95:+20%,20ms, wer:+0.5pt, ttfa.p50@loopback:+10% (see docs/reports.md).",
     )
+    p.add_argument(
+        "--against",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="REV",
+        help="measure git revision REV beside the working tree, in one run, and gate on it (no REV: the merge "
+        "base with main, or the previous commit when HEAD is main); exit 3 when the sides cannot be compared",
+    )
     p.add_argument("--baseline", metavar="RUN_OR_JSON", help="baseline run folder or saved baseline .json")
     p.add_argument("--candidate", metavar="RUN", help="candidate run folder")
     p.add_argument(
@@ -28,7 +37,8 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="KEY",
-        help="gate only this backend key of the candidate (repeatable; default all)",
+        help="gate only this backend key of the candidate (repeatable; default all); with --against: a backend "
+        "SPEC to serve and measure on both sides (repeatable, required)",
     )
     p.add_argument(
         "--allow-option",
@@ -43,6 +53,18 @@ def add_parser(subparsers) -> None:
         help="compare runs from different machine classes (sensible only for @reference ratio rules)",
     )
     p.add_argument(
+        "--test",
+        choices=("mannwhitney", "wilcoxon"),
+        default=None,
+        help="significance test: mannwhitney (independent samples; the default for --baseline) or wilcoxon "
+        "(signed-rank, paired by utterance; the default for --against)",
+    )
+    p.add_argument(
+        "--advisory",
+        action="store_true",
+        help="print the verdicts but never fail (exit 0 unless a usage error): history, not a decision",
+    )
+    p.add_argument(
         "--save-baseline", metavar="RUN", help="write RUN as a compact baseline JSON to --out and exit"
     )
     p.add_argument(
@@ -53,10 +75,83 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--json", metavar="PATH", help="also write the verdicts as JSON (schema s2s-bench.verdicts/1)"
     )
+    a = p.add_argument_group("with --against (out: the gate's folder, default reports/runs/gate-against)")
+    a.add_argument("--data", default="telugu-mini-qa", help="dataset (default telugu-mini-qa)")
+    a.add_argument("--split", default="test", help="split of the data (default test; 'all' for every split)")
+    a.add_argument("--limit", type=int, default=16, help="first N utterances (default 16)")
+    a.add_argument("--pacing", choices=("realtime", "fast"), default="realtime")
+    a.add_argument("--chunk-ms", type=float, default=20.0, help="input chunk length (default 20 ms)")
+    a.add_argument("--timeout", type=float, default=60.0, help="seconds allowed for an answer (default 60)")
+    a.add_argument("--vad", choices=("auto", "silero", "energy"), default="auto")
+    a.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio on the wire (pcm16)")
+    a.add_argument(
+        "--serve-timeout", type=float, default=600.0, help="seconds a side's server may take to load (600)"
+    )
+    a.add_argument(
+        "--allow-incomparable",
+        action="store_true",
+        help="exit 0 instead of 3 when the sides cannot be compared (still reported loudly)",
+    )
     p.set_defaults(func=run)
 
 
+def run_against(args) -> int:
+    from pathlib import Path
+
+    from ..gate import DEFAULT_ALPHA, GateUsageError
+    from ..gate_against import (
+        DEFAULT_TEST,
+        EXIT_NOT_COMPARABLE,
+        EXIT_PASSED,
+        EXIT_USAGE,
+        NotComparable,
+        judge,
+        measure_side_by_side,
+        not_comparable_report,
+        write_outcome,
+    )
+    from ..runner import RunError
+
+    out = args.out or "reports/runs/gate-against"
+    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    try:
+        from ..gate import parse_rules
+
+        if args.rule:
+            parse_rules(args.rule)  # a bad rule is a usage error before anything is measured
+        measured = measure_side_by_side(
+            args.backend,
+            args.against or None,
+            data=args.data,
+            split=None if args.split == "all" else args.split,
+            limit=args.limit,
+            pacing=args.pacing,
+            chunk_ms=args.chunk_ms,
+            timeout_s=args.timeout,
+            vad=args.vad,
+            out=out,
+            wire_format=args.format,
+            serve_timeout_s=args.serve_timeout,
+            progress=True,
+        )
+        verdicts, code = judge(measured, args.rule or None, alpha=alpha, test=args.test or DEFAULT_TEST)
+    except (GateUsageError, RunError, ModuleNotFoundError) as exc:
+        print(f"s2s-bench gate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NotComparable as exc:
+        print(not_comparable_report(Path(out), args.against, str(exc)), file=sys.stderr)
+        return EXIT_PASSED if args.allow_incomparable or args.advisory else EXIT_NOT_COMPARABLE
+    paths = write_outcome(measured, verdicts, code, alpha=alpha)
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    print(f"written: {paths['markdown']}, {paths['json']}")
+    if args.advisory or (code == EXIT_NOT_COMPARABLE and args.allow_incomparable):
+        return EXIT_PASSED
+    return code
+
+
 def run(args) -> int:
+    if args.against is not None:
+        return run_against(args)
     from ..gate import (
         DEFAULT_ALPHA,
         DEFAULT_RULES,
@@ -94,6 +189,7 @@ def run(args) -> int:
             backends=args.backend or None,
             allow_options=set(args.allow_option),
             allow_machine_change=args.allow_machine_change,
+            test=args.test or "mannwhitney",
         )
     except (GateUsageError, ModuleNotFoundError) as exc:
         print(f"s2s-bench gate: error: {exc}", file=sys.stderr)
@@ -114,4 +210,7 @@ def run(args) -> int:
         doc = verdicts_json(verdicts, baseline=str(args.baseline), candidate=str(args.candidate), alpha=alpha)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.advisory:
+        print("(advisory: history, not deciding; exit 0)")
+        return 0
     return 1 if regressed(verdicts) else 0

@@ -17,6 +17,12 @@ def add_parser(subparsers) -> None:
         "--out", required=True, metavar="DIR", help="folder for report.md, report.html, utterances.csv"
     )
     p.add_argument("--title", default=None, help="report title")
+    p.add_argument(
+        "--ttfa-axis",
+        choices=("auto", "linear", "log"),
+        default="auto",
+        help="TTFA axis of the plots (default auto: log when the backends' medians differ more than 10x)",
+    )
     p.set_defaults(func=run)
 
 
@@ -32,7 +38,7 @@ def run(args) -> int:
     from ..report.runs import RunFormatError
 
     try:
-        paths = build_report(args.runs, args.out, title=args.title)
+        paths = build_report(args.runs, args.out, title=args.title, ttfa_axis=args.ttfa_axis)
     except (RunFormatError, FileNotFoundError) as exc:
         print(f"s2s-bench report: error: {exc}", file=sys.stderr)
         return 2

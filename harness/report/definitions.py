@@ -27,8 +27,16 @@ _REPORT_TERMS = {
 }
 
 _QUALITY = {
-    "dnsmos": "DNSMOS P.835 (non-intrusive MOS predictor, 1-5, higher is better): SIG speech, BAK background, "
-    "OVRL overall",
+    "dnsmos_p808": "DNSMOS P.808 (speechmos's model_v8.onnx): one overall MOS as an ITU-T P.808 absolute "
+    "category rating listening test would give it (1-5, higher is better); a different model from the P.835 "
+    "scores, not one of them",
+    "dnsmos_sig": "DNSMOS P.835 SIG (speechmos's sig_bak_ovr.onnx): quality of the speech signal (1-5, higher "
+    "is better)",
+    "dnsmos_bak": "DNSMOS P.835 BAK (sig_bak_ovr.onnx): how intrusive the background noise is (1-5, higher is "
+    "better)",
+    "dnsmos_ovrl": "DNSMOS P.835 OVRL (sig_bak_ovr.onnx): overall quality (1-5, higher is better)",
+    "dnsmos": "DNSMOS (speechmos, non-intrusive MOS predictors, 1-5, higher is better): P.835 SIG/BAK/OVRL from "
+    "sig_bak_ovr.onnx and the P.808 overall score from model_v8.onnx",
     "wer": "word error rate of an ASR judge's transcript of the response against the reference text (Telugu-safe "
     "normalisation: NFC, Unicode punctuation removed, marks kept); lower is better",
     "cer": "character error rate over grapheme clusters, same normalisation as WER; lower is better",

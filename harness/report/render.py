@@ -62,17 +62,23 @@ def markdown_table(frame: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
+def _sections(runs: list[RunData], csv_name: str, ttfa_axis: str = "auto") -> list[Section]:
     quality = quality_metric_names(runs)
     out = [Section("Summary", _summary_note(runs), summary_frame(runs))]
     out.append(Section("End of speech", _speech_end_note(runs), speech_end_frame(runs)))
     if has_turns(runs):
         out.append(Section("Turn-taking", turns_note(runs), turns_frame(runs)))
-    cdf = plots.latency_cdf(runs)
+    cdf = plots.latency_cdf(runs, ttfa_axis=ttfa_axis)
+    log_note = (
+        " The TTFA axis is logarithmic (the backends' medians differ more than 10x; `--ttfa-axis linear` to change)."
+        if plots.log_ttfa_wanted(runs, ttfa_axis)
+        else ""
+    )
     out.append(
         Section(
             "Time to first audio",
             "Over all turns: a curve levels off at its backend's answer rate (turns never answered never reach it)."
+            + log_note
             if cdf
             else "No backend produced audible output.",
             image=cdf,
@@ -93,14 +99,23 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
         )
     )
     shown = 0
-    for name in quality:
-        png = plots.quality_vs_ttfa(runs, name)
+    for name in plots.plotted_quality(quality):
+        png = plots.quality_vs_ttfa(runs, name, ttfa_axis=ttfa_axis)
         if png and shown < MAX_QUALITY_PLOTS:
             shown += 1
+            dnsmos = (
+                f" DNSMOS is plotted once, by {plots.quality_label(name)}; its other scores are in the summary."
+                if name.startswith("dnsmos_")
+                else ""
+            )
             out.append(
                 Section(
                     f"{name} vs TTFA",
-                    "Dashed: the Pareto front (no other backend is both faster and better).",
+                    "Error bars: 95% confidence intervals of the TTFA median and of the quality value. Axes: TTFA "
+                    "from zero (or log), quality over the metric's full scale (or from zero), so gaps are not "
+                    "magnified. Dashed: the Pareto front (no other backend is both faster and better)."
+                    + dnsmos
+                    + log_note,
                     image=png,
                     image_name=f"pareto_{name}.png",
                     image_alt=f"{name} against TTFA p50",
@@ -111,6 +126,24 @@ def _sections(runs: list[RunData], csv_name: str) -> list[Section]:
             "only random-weight backends (latency only)" if quality else "no quality suite ran in these runs"
         )
         out.append(Section("Quality vs TTFA", f"No quality-vs-latency plot: {why}."))
+    commits = {json.dumps(r.meta.get("git") or {}, sort_keys=True) for r in runs}
+    if (
+        len(commits) > 1
+    ):  # runs at several commits: the headline metric per commit, as `s2s-bench history` draws it
+        from .history import history_plot, points
+
+        png = history_plot(points(runs), "ttfa_ms")
+        if png:
+            out.append(
+                Section(
+                    "TTFA per commit",
+                    "Median TTFA with its 95% CI per commit, one line per backend (`s2s-bench history` draws "
+                    "every metric).",
+                    image=png,
+                    image_name="history_ttfa.png",
+                    image_alt="TTFA per commit",
+                )
+            )
     fails = failures_frame(runs)
     if not fails.empty:
         out.append(Section("Failures", "", fails))
@@ -149,6 +182,13 @@ def _summary_note(runs: list[RunData]) -> str:
         notes.append(
             f"Backends marked *{LATENCY_ONLY}* ran random weights: only their latency means anything."
         )
+    mixed = mixed_runs(runs)
+    if mixed:
+        notes.append(
+            "**Warning: these runs were measured differently** ("
+            + "; ".join(mixed)
+            + "): their rows are not comparable with each other, only within a run."
+        )
     if any(run.meta.get("status") != "complete" for run in runs):
         notes.append(
             "**Some runs are not complete** (status shown under Runs; utterances not run are counted in the "
@@ -163,6 +203,37 @@ def _summary_note(runs: list[RunData]) -> str:
             "cannot be compared with runs that have every voice."
         )
     return " ".join(notes)
+
+
+def mixed_runs(runs: list[RunData]) -> list[str]:
+    """What differs between runs shown in one table: pacing and the other measuring settings, the data (name and
+    utterance ids) and the machine class. Empty for one run or runs measured alike."""
+    from ..gate import COMPARED_SETTINGS, _data_identity, machine_class
+
+    if len(runs) < 2:
+        return []
+    first, out = runs[0], []
+    for run in runs[1:]:
+        fs, rs = first.meta.get("settings") or {}, run.meta.get("settings") or {}
+        for key in COMPARED_SETTINGS:
+            if fs.get(key) != rs.get(key):
+                out.append(f"{key} {fs.get(key)} in {first.run_id} vs {rs.get(key)} in {run.run_id}")
+        if _data_identity(first.meta) != _data_identity(run.meta):
+            fd, rd = first.meta.get("data") or {}, run.meta.get("data") or {}
+            out.append(
+                f"data {fd.get('name')} n={fd.get('n')} in {first.run_id} vs {rd.get('name')} n={rd.get('n')} in "
+                f"{run.run_id}"
+                + (
+                    " (other utterances)"
+                    if (fd.get("name"), fd.get("n")) == (rd.get("name"), rd.get("n"))
+                    else ""
+                )
+            )
+        if machine_class(first.meta) != machine_class(run.meta):
+            out.append(
+                f"machine {machine_class(first.meta)[0]} in {first.run_id} vs {machine_class(run.meta)[0]} in {run.run_id}"
+            )
+    return out
 
 
 def _title(runs: list[RunData], title: str | None) -> str:
@@ -250,8 +321,9 @@ def report_json(runs: list[RunData], summary: pd.DataFrame) -> dict:
     }
 
 
-def build_report(run_dirs, out_dir, *, title: str | None = None) -> dict[str, Path]:
-    """Load ``run_dirs``, write every report file into ``out_dir`` and return ``{kind: path}``."""
+def build_report(run_dirs, out_dir, *, title: str | None = None, ttfa_axis: str = "auto") -> dict[str, Path]:
+    """Load ``run_dirs``, write every report file into ``out_dir`` and return ``{kind: path}``; ``ttfa_axis``:
+    ``auto`` (log when the backends' TTFA medians differ more than 10x), ``linear`` or ``log``."""
     if not run_dirs:
         raise FileNotFoundError("No run folder given")
     runs = [load_run_folder(d) for d in run_dirs]
@@ -259,7 +331,7 @@ def build_report(run_dirs, out_dir, *, title: str | None = None) -> dict[str, Pa
     (out / "img").mkdir(parents=True, exist_ok=True)
     csv_path = out / "utterances.csv"
     utterance_frame(runs).to_csv(csv_path, index=False)
-    sections = _sections(runs, csv_path.name)
+    sections = _sections(runs, csv_path.name, ttfa_axis)
     for s in sections:
         if s.image:
             (out / "img" / s.image_name).write_bytes(s.image)

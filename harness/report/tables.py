@@ -111,9 +111,13 @@ def km_cell(run: RunData, key: str, q: int) -> str:
 
 
 def summary_frame(runs: list[RunData]) -> pd.DataFrame:
-    """One row per (run, backend): answer rate, latency with CIs, failures, stalls and every quality metric."""
+    """One row per (run, backend): answer rate, latency with CIs, failures, stalls and every quality metric.
+
+    RTFx (input seconds per wall second) is left out for realtime pacing, where the speaker sets the pace and it
+    says nothing about the backend: no column when every run is realtime, ``n/a (realtime pacing)`` otherwise."""
     several = len(runs) > 1
     quality = quality_metric_names(runs)
+    all_realtime = all((r.meta.get("settings") or {}).get("pacing") == "realtime" for r in runs)
     rows = []
     for run in runs:
         for key in run.backend_keys:
@@ -134,11 +138,15 @@ def summary_frame(runs: list[RunData]) -> pd.DataFrame:
             row["RTF mean"] = _stat_cell(
                 run, key, "rtf", "mean", "", digits=3, reason="not in this run's events"
             )
-            row["RTFx"] = (
-                f"{summ['rtfx']:.1f}"
-                if isinstance(summ.get("rtfx"), (int, float))
-                else "n/a (not in summary)"
-            )
+            if (run.meta.get("settings") or {}).get("pacing") == "realtime":
+                if not all_realtime:  # RTFx of realtime input is bounded by the speaker: it says nothing
+                    row["RTFx"] = "n/a (realtime pacing)"
+            else:
+                row["RTFx"] = (
+                    f"{summ['rtfx']:.1f}"
+                    if isinstance(summ.get("rtfx"), (int, float))
+                    else "n/a (not in summary)"
+                )
             row["stalls mean"] = _stat_cell(
                 run, key, "stall_count", "mean", "", digits=2, reason="not in this run's events"
             )

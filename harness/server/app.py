@@ -206,6 +206,7 @@ class S2SServer:
 
     async def _serve_turns(self, ws, inbox: asyncio.Queue, conn: _Connection) -> None:
         limits = self.limits
+        draining = False  # the last turn's answer was done before its input: its tail is discarded
         while True:
             wait_s = limits.idle_timeout_s if conn.counted else limits.start_timeout_s
             try:
@@ -222,8 +223,13 @@ class S2SServer:
                 return  # a clean WebSocket close between turns is a normal end
             item = self._check(item)
             if isinstance(item, bytes):
+                if draining:
+                    continue
                 raise P.ProtocolError("not_started", "binary audio frame before a 'start' message")
             kind = item["type"]
+            if draining and kind == P.END_OF_TURN:
+                draining = False
+                continue
             if kind == P.CLOSE:
                 # the client may hang up without waiting for the reply: that is a normal end, not an error
                 with contextlib.suppress(Exception):
@@ -234,9 +240,13 @@ class S2SServer:
                 raise P.ProtocolError("not_started", f"{kind!r} message before a 'start' message")
             fmt, session_id = P.validate_start(item, self.backend.input_sample_rate, self.backend.opts)
             self._admit(conn)
-            await self._turn(ws, inbox, fmt, session_id or uuid.uuid4().hex[:12], conn)
+            draining = not await self._turn(ws, inbox, fmt, session_id or uuid.uuid4().hex[:12], conn)
 
-    async def _turn(self, ws, inbox: asyncio.Queue, fmt: str, session_id: str, conn: _Connection) -> None:
+    async def _turn(self, ws, inbox: asyncio.Queue, fmt: str, session_id: str, conn: _Connection) -> bool:
+        """One turn, ``start`` to ``done``; True when its ``end_of_turn`` arrived. A backend may finish its answer
+        while the user still speaks (a model that answered and stopped): ``done`` goes out at once and the rest of
+        the turn's audio, up to its ``end_of_turn``, is discarded (a client that is still sending it broke no
+        rule)."""
         limits = self.limits
         deadline = time.monotonic() + limits.max_session_s
         loop = asyncio.get_running_loop()
@@ -286,6 +296,7 @@ class S2SServer:
                     task.result()  # re-raises protocol errors, backend failures and disconnects
             ok = True
             await ws.send_json({"type": P.DONE, "session_id": session_id})
+            return state["t_end"] is not None
         finally:
             for task in (inputs, outputs):
                 if task is not None and not task.done():
