@@ -30,7 +30,15 @@ from custom_model.s2s.generate import TurnTracker
 from custom_model.s2s.model import S2SModel
 
 from .codec_api import FrameCodec
-from .fused_step import FORCE_NONE, FORCE_SILENCE_ID, FORCE_SPEECH_ID, DecodeStep, EncodeStep, FusedS2SStep
+from .fused_step import (
+    FORCE_NONE,
+    FORCE_SILENCE_ID,
+    FORCE_SPEECH_ID,
+    GRAPH_VERSION,
+    DecodeStep,
+    EncodeStep,
+    FusedS2SStep,
+)
 from .slots import SlotState
 from .variants import Runner, build_runner, module_digest, quantize_linears
 
@@ -200,7 +208,7 @@ class Engine:
         encode, decode = build_graphs(
             self.model, self.codec, self.silence_codes, variant, self.temperature, self.top_k, self.dtype
         )
-        extra = f"{variant}|{self.temperature}|{self.top_k}|{torch.__version__}|{_ort_version()}|{self.dtype}"
+        extra = f"{GRAPH_VERSION}|{variant}|{self.temperature}|{self.top_k}|{torch.__version__}|{_ort_version()}|{self.dtype}"
         digest = module_digest(encode, decode, extra=extra)
         runner = build_runner(variant, encode, decode, self.device, digest, self.threads)
         runner.state_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(variant, self.dtype)

@@ -29,6 +29,10 @@ from torch import Tensor, nn
 from custom_model.s2s.generate import inverse_cdf_sample
 from custom_model.s2s.model import S2SModel
 
+GRAPH_VERSION = "2"
+"""Changes whenever the graphs' inputs, outputs or arithmetic change: part of the key of cached ONNX exports and
+``optimize=auto`` decisions (their weights' digest alone would let a new engine load an old export)."""
+
 FORCE_NONE, FORCE_SILENCE_ID, FORCE_SPEECH_ID = 0, 1, 2
 """Per-slot constraint on codebook 1, as an int tensor: none, silence only, anything but silence."""
 
@@ -114,7 +118,10 @@ class FusedS2SStep(nn.Module):
             qkv = layer.attn.qkv(layer.attn_norm(h)).view(-1, 3, heads, 1, head_dim)
             qk = _rope(qkv[:, :2], cos, sin, self.temporal_rotate)
             q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]
-            scores_cache = torch.matmul(q, keys[i].transpose(-1, -2)) * scale + bias  # [B, H, 1, context]
+            # (q K^T + bias) * scale, not q K^T * scale + bias: the same numbers (bias is 0 or -inf), but ONNX
+            # Runtime would fold a scale right after the product into it (FusedMatMul alpha), a kernel 3-5x slower
+            # than the plain transposed product over the ring
+            scores_cache = (torch.matmul(q, keys[i].transpose(-1, -2)) + bias) * scale  # [B, H, 1, context]
             score_new = (q * k).sum(-1, keepdim=True) * scale  # [B, H, 1, 1]
             top = torch.maximum(scores_cache.amax(-1, keepdim=True), score_new)
             w_cache = torch.exp(scores_cache - top)

