@@ -42,6 +42,10 @@ class Codec(nn.Module):
 
     # -- the numbers users need ------------------------------------------------------------------------------
     @property
+    def version(self) -> int:
+        return self.config.version
+
+    @property
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
@@ -130,8 +134,17 @@ class Codec(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
-        """Load a codec written by :meth:`save_pretrained`; returned in eval mode."""
+        """Load a codec written by :meth:`save_pretrained`; returned in eval mode.
+
+        A folder of another codec version (``"version"`` in its ``config.json``) is loaded by that version's class,
+        so ``Codec.from_pretrained`` opens every codec this package has written (see :func:`load_codec`).
+        """
         directory = Path(directory)
+        version = config_version(directory)
+        if version != 1:
+            from . import load_codec
+
+            return load_codec(directory, map_location)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).exists():
                 raise FileNotFoundError(
@@ -145,6 +158,16 @@ class Codec(nn.Module):
         payload = torch.load(directory / WEIGHTS_NAME, map_location=map_location, weights_only=True)
         model.load_state_dict(payload["state_dict"])
         return model.to(map_location).eval()
+
+
+def config_version(directory: str | Path) -> int | None:
+    """The ``version`` in ``directory/config.json`` (1 when absent: v1 folders from before versions), None if no
+    readable config."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8")).get("version", 1))
+    except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return None
 
 
 class CodecStream:
