@@ -33,6 +33,7 @@ import torch.distributed as dist
 from .codec import CodecConfig, CodecV2Config, codec_from_config, preset_config
 from .codec.balancer import Balancer
 from .codec.losses import (
+    ComplexSTFTLoss,
     MultiScaleMelLoss,
     MultiScaleSTFTDiscriminator,
     feature_matching_loss,
@@ -63,6 +64,8 @@ class CodecTrainConfig:
     weight_mel: float = 2.0
     weight_adv: float = 4.0
     weight_feat: float = 4.0
+    weight_cstft: float = 0.0  # phase-aware complex STFT loss (losses.ComplexSTFTLoss); 0 = off
+    cstft_n_ffts: tuple[int, ...] = (256, 512, 1024)
     balancer_ema_decay: float = 0.999
     mel_n_ffts: tuple[int, ...] = (128, 256, 512, 1024, 2048)
     mel_n_mels: tuple[int, ...] = (16, 32, 64, 80, 80)
@@ -74,6 +77,8 @@ class CodecTrainConfig:
     mrd_n_ffts: tuple[int, ...] = (256, 512, 1024)
     mrd_channels: int = 16
     adversarial_start_step: int = 0  # steps with reconstruction losses only, before the discriminator joins
+    adv_every: int = 1  # the discriminators see every n-th item of the batch (cheaper GAN on a CPU)
+    adv_segment_s: float = 0.0  # ... and only its first seconds (0 = the whole crop)
     restart_every: int = (
         0  # v2: restart codes used fewer than restart_min_count times in this many steps (0 = off)
     )
@@ -286,6 +291,10 @@ def train(args: argparse.Namespace) -> Path:
         train_cfg = replace(train_cfg, max_steps=args.max_steps)
     if args.batch_size is not None:
         train_cfg = replace(train_cfg, batch_size=args.batch_size)
+    if train_cfg.batch_size % train_cfg.adv_every:
+        raise SystemExit(
+            f"batch_size {train_cfg.batch_size} must be a multiple of adv_every {train_cfg.adv_every}"
+        )
     trainer = Trainer(
         TrainerConfig(
             out_dir=args.out,
@@ -326,6 +335,7 @@ def train(args: argparse.Namespace) -> Path:
     bare = codec_from_config(codec_cfg.to_dict()).to(dev).train()
     disc_bare = build_discriminator(train_cfg).to(dev).train()
     mel_loss = MultiScaleMelLoss(sr, train_cfg.mel_n_ffts, train_cfg.mel_n_mels).to(dev)
+    cstft_loss = ComplexSTFTLoss(train_cfg.cstft_n_ffts).to(dev)
     ema = EMA(bare, decay=train_cfg.weight_ema_decay)
     if v2:
         bare.gradient_checkpointing = train_cfg.gradient_checkpointing
@@ -340,6 +350,7 @@ def train(args: argparse.Namespace) -> Path:
             "mel": train_cfg.weight_mel,
             "adv": train_cfg.weight_adv,
             "feat": train_cfg.weight_feat,
+            "cstft": train_cfg.weight_cstft,
         },
         ema_decay=train_cfg.balancer_ema_decay,
     )
@@ -374,7 +385,8 @@ def train(args: argparse.Namespace) -> Path:
         if codec is not None:
             codec.save_pretrained(Path(args.out) / "export", extra={**extra, "step": step, "weights": "ema"})
 
-    for step in trainer.progress(range(start_step, train_cfg.max_steps), initial=start_step):
+    last_step = min(train_cfg.max_steps, args.until) if args.until else train_cfg.max_steps
+    for step in trainer.progress(range(start_step, last_step), total=train_cfg.max_steps, initial=start_step):
         t0 = time.perf_counter()
         wav, n_q = next(batches)
         wav = wav.to(dev)
@@ -388,24 +400,30 @@ def train(args: argparse.Namespace) -> Path:
             out = model(wav, n_q=n_q) if v2 else model(wav)
         y = out["wav"].float()
         logs: dict[str, float] = {}
+        if adversarial:  # every adv_every-th item (by global index: the same items whatever the world size)
+            n_adv = int(train_cfg.adv_segment_s * sr) if train_cfg.adv_segment_s else wav.shape[-1]
+            real_adv, fake_adv = wav[:: train_cfg.adv_every, :, :n_adv], y[:: train_cfg.adv_every, :, :n_adv]
         if adversarial:  # discriminator step on the detached reconstruction: real and fake in one forward
             with trainer.autocast():
-                logits, _ = disc(torch.cat([wav, y.detach()]))
+                logits, _ = disc(torch.cat([real_adv, fake_adv.detach()]))
+                n_real = real_adv.shape[0]
                 d_loss = hinge_discriminator_loss(
-                    [lg[: wav.shape[0]] for lg in logits], [lg[wav.shape[0] :] for lg in logits]
+                    [lg[:n_real] for lg in logits], [lg[n_real:] for lg in logits]
                 )
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
             logs["train/d_hinge"] = d_loss.item()
         losses = {"l1": (y - wav).abs().mean(), "mel": mel_loss(y, wav)}
+        if train_cfg.weight_cstft > 0:
+            losses["cstft"] = cstft_loss(y, wav)
         if (
             adversarial
         ):  # the generator's view through the (bare) discriminator: no gradient sync needed there
             with trainer.autocast():
-                fake_logits, fake_feats = disc_bare(y)
+                fake_logits, fake_feats = disc_bare(fake_adv)
                 with torch.no_grad():
-                    _, real_feats = disc_bare(wav)
+                    _, real_feats = disc_bare(real_adv)
             losses["adv"] = hinge_generator_loss(fake_logits)
             losses["feat"] = feature_matching_loss(real_feats, fake_feats)
         grad, norms = balancer.gradient(losses, y)
@@ -435,7 +453,7 @@ def train(args: argparse.Namespace) -> Path:
                 logs.update(health.log())
             trainer.log(step, logs)
         stop = trainer.should_stop()
-        if stop or step % train_cfg.checkpoint_every == 0 or step == train_cfg.max_steps:
+        if stop or step % train_cfg.checkpoint_every == 0 or step == last_step:
             save(step)
         if train_cfg.eval_every and step % train_cfg.eval_every == 0:
             codec = ema_codec(trainer, model, ema, codec_cfg)
@@ -474,21 +492,24 @@ def curve_table(metrics_jsonl: str | Path, step: int, wall_s: float, rows: int =
     lines = [
         f"Training curve up to step {step} ({wall_s / 3600:.2f} h of wall time).",
         "",
-        "| steps | L1 | multi-scale mel | commit | adv (G hinge) | feat | D hinge |",
-        "|---|---|---|---|---|---|---|",
+        "| steps | L1 | multi-scale mel | complex STFT | commit | adv (G hinge) | feat | D hinge "
+        "| codebook perplexity (of 1024) | codes used |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     if train:
         edges = np.linspace(0, len(train), min(rows, len(train)) + 1).astype(int)
         for a, b in zip(edges[:-1], edges[1:], strict=True):
             w = train[a:b]
 
-            def mean(key: str, w=w) -> str:
+            def mean(key: str, w=w, fmt: str = ".4f") -> str:
                 vals = [r[key] for r in w if key in r]
-                return f"{np.mean(vals):.4f}" if vals else "-"
+                return f"{np.mean(vals):{fmt}}" if vals else "-"
 
             lines.append(
                 f"| {w[0]['step']}-{w[-1]['step']} | {mean('train/l1')} | {mean('train/mel')} "
-                f"| {mean('train/commit')} | {mean('train/adv')} | {mean('train/feat')} | {mean('train/d_hinge')} |"
+                f"| {mean('train/cstft')} | {mean('train/commit')} | {mean('train/adv')} | {mean('train/feat')} "
+                f"| {mean('train/d_hinge')} | {mean('codebook/perplexity_mean', fmt='.0f')} "
+                f"| {mean('codebook/used_mean', fmt='.2f')} |"
             )
     if dev:
         lines += [
@@ -546,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="per process (default: the preset's)")
+    p.add_argument(
+        "--until", type=int, default=None, help="stop (and save) at this step; the LR follows max_steps"
+    )
     p.add_argument("--train-split", default=None, help="default: 'train' if the dataset has one, else all")
     p.add_argument(
         "--dev-split", default=None, help="held-out split for periodic PESQ/STOI (with --train-split)"

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute temporal layers in backward"
     )
+    p.add_argument(
+        "--dropout", type=float, default=None, help="override the preset's dropout (new runs only)"
+    )
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--log-every", type=int, default=10)
@@ -225,7 +228,10 @@ def train(args: argparse.Namespace) -> Path:
         config = S2SConfig.from_dict(json.loads(config_file.read_text()))
     else:
         card = int(load_codec(args.codec).codebook_size)
-        config = config_preset(args.preset, card=card, gradient_checkpointing=args.gradient_checkpointing)
+        overrides = {} if args.dropout is None else {"dropout": args.dropout}
+        config = config_preset(
+            args.preset, card=card, gradient_checkpointing=args.gradient_checkpointing, **overrides
+        )
         if trainer.is_main:
             config_file.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     torch.manual_seed(args.seed)  # the same initial weights on every rank, however the data was prepared

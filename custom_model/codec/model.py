@@ -21,10 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .config import CodecConfig
 from .quantizer import ResidualVectorQuantizer
 from .seanet import SEANetDecoder, SEANetEncoder
+from .state import StreamState
 
 WEIGHTS_NAME = "model.pt"
 CONFIG_NAME = "config.json"
@@ -39,6 +41,9 @@ class Codec(nn.Module):
         self.encoder = SEANetEncoder(config)
         self.quantizer = ResidualVectorQuantizer(config)
         self.decoder = SEANetDecoder(config)
+        self._layouts: dict[
+            int, tuple
+        ] = {}  # flat stream state per net: tree spec, tensor leaves, batch dims
 
     # -- the numbers users need ------------------------------------------------------------------------------
     @property
@@ -111,6 +116,68 @@ class Codec(nn.Module):
         (faster per 20 ms frame; later training of this model does not reach the stream).
         """
         return CodecStream(self.inference_copy() if snapshot else self, batch_size)
+
+    # -- streaming with explicit, batched state (the same calls as v2's) --------------------------------------
+    def init_encoder_state(self, batch_size: int, device=None) -> StreamState:
+        """The encoder state of ``batch_size`` fresh streams as flat named tensors (see ``codec/state.py``)."""
+        return self._flat_state(self.encoder, batch_size, device)
+
+    def init_decoder_state(self, batch_size: int, device=None) -> StreamState:
+        """The decoder state of ``batch_size`` fresh streams as flat named tensors."""
+        return self._flat_state(self.decoder, batch_size, device)
+
+    @torch.no_grad()
+    def encode_frames(self, wav: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """``[B, 1, k * frame_size]`` -> (codes ``[B, n_q, k]``, the new state); ``state`` is not modified."""
+        self._check_wav(wav)
+        if wav.shape[-1] % self.frame_size:
+            raise ValueError(
+                f"encode_frames needs whole frames of {self.frame_size} samples, got {wav.shape[-1]}"
+            )
+        if wav.shape[0] != state.batch_size:
+            raise ValueError(f"wav batch {wav.shape[0]} != state batch size {state.batch_size}")
+        with parametrize.cached():
+            z, nested = self.encoder.step(wav, self._nested(self.encoder, state))
+        return self.quantizer.encode(z), self._flatten(self.encoder, nested)
+
+    @torch.no_grad()
+    def decode_frames(self, codes: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """Codes ``[B, k_q, k]`` -> (``[B, 1, k * frame_size]``, the new state); ``state`` is not modified."""
+        if codes.shape[0] != state.batch_size:
+            raise ValueError(f"codes batch {codes.shape[0]} != state batch size {state.batch_size}")
+        with parametrize.cached():
+            wav, nested = self.decoder.step(
+                self.quantizer.decode(codes.long()), self._nested(self.decoder, state)
+            )
+        return wav, self._flatten(self.decoder, nested)
+
+    def _flat_state(self, net: nn.Module, batch_size: int, device) -> StreamState:
+        device = device or next(self.parameters()).device
+        return self._flatten(net, net.init_state(batch_size, device))
+
+    def _flatten(self, net: nn.Module, nested: Any) -> StreamState:
+        """The nested state of the SEANet modules as named tensors ``"0", "1", ...`` (stateless modules left out)."""
+        leaves, spec = tree_flatten(nested)
+        layout = self._layouts.get(id(net))
+        if layout is None:  # each tensor's batch dimension: where the states of batch 1 and 2 differ in size
+            one, _ = tree_flatten(net.init_state(1, torch.device("cpu")))
+            two, _ = tree_flatten(net.init_state(2, torch.device("cpu")))
+            where = [i for i, leaf in enumerate(one) if isinstance(leaf, Tensor)]
+            dims = [next(d for d in range(one[i].dim()) if one[i].shape[d] != two[i].shape[d]) for i in where]
+            layout = self._layouts[id(net)] = (spec, where, dims, len(one))
+        _, where, dims, _ = layout
+        names = [str(i) for i in range(len(where))]
+        tensors = dict(zip(names, (leaves[i] for i in where), strict=True))
+        return StreamState(tensors, dict(zip(names, dims, strict=True)))
+
+    def _nested(self, net: nn.Module, state: StreamState) -> Any:
+        if id(net) not in self._layouts:
+            self._flatten(net, net.init_state(1, torch.device("cpu")))
+        spec, where, _, n_leaves = self._layouts[id(net)]
+        leaves: list[Any] = [None] * n_leaves
+        for j, i in enumerate(where):
+            leaves[i] = state.tensors[str(j)]
+        return tree_unflatten(leaves, spec)
 
     def inference_copy(self) -> Codec:
         """A new codec in eval mode with the same weights and weight normalisation folded into plain weights."""
