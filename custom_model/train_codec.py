@@ -283,6 +283,43 @@ class CodebookHealth:
         return stats
 
 
+DISC_FIELDS = (
+    "discriminator",
+    "disc_filters",
+    "disc_n_ffts",
+    "mpd_periods",
+    "mpd_channels",
+    "mrd_n_ffts",
+    "mrd_channels",
+)
+
+
+def fresh_discriminator(out: str | Path, cfg: CodecTrainConfig) -> tuple[str, ...]:
+    """``("disc",)`` when the run's checkpoint holds a discriminator of another shape that was never trained (the
+    adversarial phase had not begun), so a resumed run may choose its discriminator; otherwise ``()``."""
+    path = Path(out) / "checkpoint.pt"
+    if not path.exists():
+        return ()
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    before = payload.get("extra", {}).get("train_config", {})
+    changed = [
+        k
+        for k in DISC_FIELDS
+        if k in before and tuple(np.atleast_1d(before[k])) != tuple(np.atleast_1d(getattr(cfg, k)))
+    ]
+    if not changed:
+        return ()
+    if payload["step"] > before.get("adversarial_start_step", 0):
+        raise SystemExit(
+            f"{path}: the discriminator was trained with {', '.join(f'{k}={before[k]}' for k in changed)}; "
+            "it cannot change now (start a new run, or keep those settings)"
+        )
+    print(
+        f"[train] discriminator settings changed ({', '.join(changed)}) before it was trained: new discriminator"
+    )
+    return ("disc",)
+
+
 def train(args: argparse.Namespace) -> Path:
     overrides = parse_overrides(args.set, args.preset)
     codec_cfg = preset_config(args.preset, **overrides["codec"])
@@ -357,7 +394,9 @@ def train(args: argparse.Namespace) -> Path:
     health = CodebookHealth(bare.quantizer, train_cfg, seed=args.seed) if v2 else None
     models, optims = {"codec": model, "disc": disc}, {"codec": opt_g, "disc": opt_d}
     others = {"ema": ema, "balancer": balancer, "data": batches, **({"codebooks": health} if health else {})}
-    start_step = trainer.load_checkpoint(models, optims, others)
+    start_step = trainer.load_checkpoint(
+        models, optims, others, skip=fresh_discriminator(args.out, train_cfg)
+    )
     meta = {
         "command": " ".join(sys.argv),
         "data": args.data,

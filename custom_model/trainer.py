@@ -314,8 +314,12 @@ class Trainer:
         optimizers: dict[str, torch.optim.Optimizer],
         others: dict[str, Any] | None = None,
         path: str | Path | None = None,
+        skip: tuple[str, ...] = (),
     ) -> int:
-        """Restore everything from ``path`` (default: this run's ``checkpoint.pt``); returns the step (0 if none)."""
+        """Restore everything from ``path`` (default: this run's ``checkpoint.pt``); returns the step (0 if none).
+
+        ``skip`` names models (and their optimizers) to leave as they are, e.g. a part rebuilt on purpose.
+        """
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
             set_model_state_dict,
@@ -333,9 +337,11 @@ class Trainer:
             ) from None
         opts = StateDictOptions(full_state_dict=True)
         for k, m in models.items():
-            set_model_state_dict(m, payload["models"][k], options=opts)
+            if k not in skip:
+                set_model_state_dict(m, payload["models"][k], options=opts)
         for k, o in optimizers.items():
-            set_optimizer_state_dict(models[k], o, payload["optimizers"][k], options=opts)
+            if k not in skip:
+                set_optimizer_state_dict(models[k], o, payload["optimizers"][k], options=opts)
         for k, o in (others or {}).items():
             if k in payload["others"]:
                 o.load_state_dict(payload["others"][k])
