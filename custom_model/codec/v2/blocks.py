@@ -46,8 +46,12 @@ class CausalSTFT(nn.Module):
 
     def _features(self, buf: Tensor) -> Tensor:
         with torch.autocast(buf.device.type, enabled=False):  # logs and powers stay in float32 under autocast
-            frames = buf.float().unfold(-1, self.n_fft, self.hop)  # [B, S, n_fft]
-            re, im = (frames @ self.basis).chunk(2, dim=-1)
+            frames = buf.float().unfold(-1, self.n_fft, self.hop)  # [B, S, n_fft], a strided view
+            if frames.shape[0] == 1:  # one stream: a 2-D product reads the strided view without copying it
+                spec = (frames[0] @ self.basis)[None]
+            else:
+                spec = frames @ self.basis
+            re, im = spec.chunk(2, dim=-1)
             power = re * re + im * im + 1e-10
             scale = power ** ((self.power - 1.0) / 2.0)
             return torch.cat([0.5 * torch.log(power), re * scale, im * scale], dim=-1)
@@ -80,10 +84,23 @@ class CausalConvNeXt(nn.Module):
         self.pw2 = nn.Linear(mult * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
 
+        self._frozen: tuple[Tensor, ...] | None = None  # see freeze_()
+
     def _mlp(self, x: Tensor, h: Tensor) -> Tensor:
         h = F.layer_norm(h, (self.dim,), self.norm.weight, self.norm.bias, self.norm.eps)
         h = F.linear(F.gelu(F.linear(h, self.pw1.weight, self.pw1.bias), approximate="tanh"), self.pw2.weight)
         return torch.addcmul(x, h + self.pw2.bias, self.gamma)
+
+    @torch.no_grad()
+    def freeze_(self) -> None:
+        """For inference with frozen weights: fold ``gamma`` into the second projection and lay the depthwise
+        kernel out as ``[kernel, dim]``, so a streaming step runs fewer, simpler operations (same arithmetic)."""
+        self._frozen = (
+            self.dwconv.weight[:, 0, :].t().contiguous(),
+            self.dwconv.bias.clone(),
+            self.pw2.weight * self.gamma[:, None],
+            self.pw2.bias * self.gamma,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         buf = F.pad(x, (0, 0, self.context, 0)).transpose(1, 2)
@@ -95,9 +112,19 @@ class CausalConvNeXt(nn.Module):
 
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         buf = torch.cat([state, x], dim=1)
-        weight = self.dwconv.weight[:, 0, :]  # [dim, kernel]
-        h = (buf.unfold(1, self.kernel, 1) * weight).sum(-1) + self.dwconv.bias
-        return self._mlp(x, h), buf[:, buf.shape[1] - self.context :]
+        tail = buf[:, buf.shape[1] - self.context :]
+        if self._frozen is None:
+            weight = self.dwconv.weight[:, 0, :]  # [dim, kernel]
+            h = (buf.unfold(1, self.kernel, 1) * weight).sum(-1) + self.dwconv.bias
+            return self._mlp(x, h), tail
+        dw_weight, dw_bias, w2, b2 = self._frozen
+        if x.shape[1] == 1:  # one step: the whole buffer is the kernel's window
+            h = (buf * dw_weight).sum(1, keepdim=True) + dw_bias
+        else:
+            h = (buf.unfold(1, self.kernel, 1) * dw_weight.t()).sum(-1) + dw_bias
+        h = F.layer_norm(h, (self.dim,), self.norm.weight, self.norm.bias, self.norm.eps)
+        h = F.gelu(F.linear(h, self.pw1.weight, self.pw1.bias), approximate="tanh")
+        return x + F.linear(h, w2, b2), tail
 
 
 class ISTFTHead(nn.Module):
@@ -136,6 +163,12 @@ class ISTFTHead(nn.Module):
     def overlap_add(self, frames: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
         """Overlap-add ``frames`` onto the previous ``tail``; returns (the ``S * hop`` final samples, new tail)."""
         b, s, n = frames.shape
+        if (
+            n == 2 * self.hop
+        ):  # half-overlapping windows: each hop is one frame's first half + the last's second
+            first, second = frames[..., : self.hop], frames[..., self.hop :]
+            previous = torch.cat([tail[:, None], second[:, :-1]], dim=1)
+            return (first + previous).reshape(b, s * self.hop), second[:, -1]
         length = (s - 1) * self.hop + n
         out = F.fold(frames.transpose(1, 2), (1, length), kernel_size=(1, n), stride=(1, self.hop))
         out = out.view(b, length)

@@ -242,6 +242,8 @@ class CodecV2(nn.Module):
         copy.load_state_dict(self.state_dict())
         copy = copy.to(next(self.parameters()).device).eval().requires_grad_(False)
         copy.quantizer.freeze_tables_()
+        for block in (*copy.enc_sub, *copy.enc_blocks, *copy.dec_blocks, *copy.dec_sub):
+            block.freeze_()
         return copy
 
     # -- persistence -------------------------------------------------------------------------------------------

@@ -121,7 +121,8 @@ class FactorizedRVQ(nn.Module):
             tables[f"in_w.{i}"] = layer.in_proj.weight
             tables[f"in_b.{i}"] = layer.in_proj.bias
             tables[f"book_t.{i}"] = F.normalize(layer.codebook, dim=-1).t().contiguous()
-        tables["out"] = torch.cat([layer.out_proj(layer.codebook) for layer in self.layers])  # [n_q * K, D]
+            tables[f"out.{i}"] = layer.out_proj(layer.codebook)  # [K, D]: each code's latent
+        tables["out"] = torch.cat([tables[f"out.{i}"] for i in range(self.n_q)])  # [n_q * K, D]
         self._tables = tables
 
     @torch.no_grad()
@@ -134,7 +135,7 @@ class FactorizedRVQ(nn.Module):
                 residual = residual - layer.out_proj(layer.codebook[idx])
             else:
                 idx = (F.linear(residual, t[f"in_w.{i}"], t[f"in_b.{i}"]) @ t[f"book_t.{i}"]).argmax(dim=-1)
-                residual = residual - t["out"][idx + i * self.codebook_size]
+                residual = residual - t[f"out.{i}"][idx]
             codes.append(idx)
         return torch.stack(codes, dim=1)
 
@@ -142,10 +143,10 @@ class FactorizedRVQ(nn.Module):
         """Codes ``[B, k, T]`` (the first k <= n_q stages) -> latents ``[B, T, D]``."""
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.n_q:
             raise ValueError(f"codes must be [B, 1..{self.n_q}, T], got shape {tuple(codes.shape)}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(
-                f"codes must lie in [0, {self.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]"
-            )
+        if codes.numel():
+            low, high = (int(v) for v in torch.aminmax(codes))
+            if low < 0 or high >= self.codebook_size:
+                raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{low}, {high}]")
         if self._tables is not None:
             k = codes.shape[1]
             return self._tables["out"][codes + self._tables["offsets"][:k]].sum(dim=1)
