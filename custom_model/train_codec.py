@@ -504,8 +504,9 @@ def train(args: argparse.Namespace) -> Path:
     return Path(args.out)
 
 
-def export(run_dir: str, to: str) -> Path:
-    """Write the EMA codec of ``run_dir``'s latest checkpoint to ``to`` (config.json + model.pt)."""
+def export(run_dir: str, to: str, fp16: bool = False) -> Path:
+    """Write the EMA codec of ``run_dir``'s latest checkpoint to ``to`` (config.json + model.pt; v2 weights stored
+    as float16 with ``fp16``)."""
     path = Path(run_dir) / "checkpoint.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a train_codec --out folder?")
@@ -514,7 +515,12 @@ def export(run_dir: str, to: str) -> Path:
     codec = codec_from_config(extra["codec_config"])
     codec.load_state_dict(payload["models"]["codec"])
     codec.load_state_dict({**codec.state_dict(), **payload["others"]["ema"]["shadow"]})
-    out = codec.save_pretrained(to, extra={**extra, "step": payload["step"], "weights": "ema"})
+    info = {**extra, "step": payload["step"], "weights": "ema" + (" (stored as float16)" if fp16 else "")}
+    if fp16 and codec.version == 1:
+        raise SystemExit(
+            "--export-fp16 is for v2 codecs (v1 keeps its weight-norm parametrisation in float32)"
+        )
+    out = codec.save_pretrained(to, extra=info, **({"dtype": torch.float16} if fp16 else {}))
     metrics = Path(run_dir) / "metrics.jsonl"
     if metrics.exists():
         (out / "training_curve.md").write_text(
@@ -623,13 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--export-to", default=None, help="export OUT's latest EMA weights to this folder and exit"
     )
+    p.add_argument("--export-fp16", action="store_true", help="with --export-to: store v2 weights as float16")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.export_to:
-        print(export(args.out, args.export_to))
+        print(export(args.out, args.export_to, fp16=args.export_fp16))
         return
     train(args)
 

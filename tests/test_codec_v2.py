@@ -220,6 +220,14 @@ def test_version_is_recorded_and_every_version_loads(codec, tmp_path):
         assert isinstance(loaded, CodecV2) and not loaded.training
         wav = torch.randn(1, 1, 3 * HOP) * 0.3
         torch.testing.assert_close(loaded.decode(loaded.encode(wav)), codec.decode(codec.encode(wav)))
+    codec.save_pretrained(tmp_path / "half", dtype=torch.float16)  # stored small, loaded back as float32
+    half = load_codec(tmp_path / "half")
+    assert next(half.parameters()).dtype == torch.float32
+    assert (tmp_path / "half" / "model.pt").stat().st_size < 0.7 * (tmp_path / "v2" / "model.pt").stat().st_size
+    wav = torch.randn(1, 1, 3 * HOP) * 0.3
+    codes = codec.encode(wav)
+    full, rounded = codec.decode(codes), half.decode(codes)
+    assert ((rounded - full).norm() / full.norm()).item() < 0.01
     v1 = Codec(CodecConfig.preset("tiny"))
     v1.quantizer.init_random_()
     v1.save_pretrained(tmp_path / "v1")

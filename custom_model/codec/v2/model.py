@@ -247,12 +247,25 @@ class CodecV2(nn.Module):
         return copy
 
     # -- persistence -------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write ``config.json`` (with ``"version": 2``) and ``model.pt`` to ``directory``."""
+    def save_pretrained(
+        self, directory: str | Path, extra: dict[str, Any] | None = None, dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write ``config.json`` (with ``"version": 2``) and ``model.pt`` to ``directory``.
+
+        ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors smaller; loading casts them back to the
+        model's float32, and that loaded model is what every benchmark of a committed checkpoint measures.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory / CONFIG_NAME)
-        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        state = {
+            k: (
+                v.detach().cpu().to(dtype)
+                if dtype is not None and v.is_floating_point()
+                else v.detach().cpu()
+            )
+            for k, v in self.state_dict().items()
+        }
         torch.save({"state_dict": state, "extra": extra or {}}, directory / WEIGHTS_NAME)
         return directory
 
