@@ -36,7 +36,9 @@ DRIVER = ROOT / "tests" / "distributed_driver.py"
 REL = 2e-3  # float reduction order differs between world sizes; a loss that learned anything else is far off
 # The quantizer's losses hang on argmin choices, which can flip on a near-tie when the floats differ in the last
 # bit (restarted codes sit right next to latents): a looser tolerance for them.
-REL_OF = {"train/commit": 5e-2}
+# The balancer's gradient norm drifts with those choices after a few steps; a wrong gradient scale across world
+# sizes (what it guards against) would be off by the world size, not by 2 %.
+REL_OF = {"train/commit": 5e-2, "grad_norm/mel": 2e-2}
 
 
 def codec_args(out: Path, steps: int, batch: int, strategy: str | None = None) -> list[str]:

@@ -120,7 +120,8 @@ V2_PRESETS: dict[str, CodecV2Config] = {
         dec_sub_layers=1,
         ffn_mult=2,
     ),
-    # One CPU: ~2.5 M parameters, a 20 ms frame encodes + decodes in well under 1 ms on one thread.
+    # One CPU: 2.3 M parameters; trains at 0.25-1 s per step (batch 8 x 1 s) on one thread; a 20 ms frame encodes
+    # + decodes in ~1.8 ms of one thread (RTF ~0.09, see reports/codec.md).
     "small": CodecV2Config(),
     # GPUs: wider and deeper.
     "base": CodecV2Config(
