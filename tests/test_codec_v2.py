@@ -223,7 +223,9 @@ def test_version_is_recorded_and_every_version_loads(codec, tmp_path):
     codec.save_pretrained(tmp_path / "half", dtype=torch.float16)  # stored small, loaded back as float32
     half = load_codec(tmp_path / "half")
     assert next(half.parameters()).dtype == torch.float32
-    assert (tmp_path / "half" / "model.pt").stat().st_size < 0.7 * (tmp_path / "v2" / "model.pt").stat().st_size
+    assert (tmp_path / "half" / "model.pt").stat().st_size < 0.7 * (
+        tmp_path / "v2" / "model.pt"
+    ).stat().st_size
     wav = torch.randn(1, 1, 3 * HOP) * 0.3
     codes = codec.encode(wav)
     full, rounded = codec.decode(codes), half.decode(codes)

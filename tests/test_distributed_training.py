@@ -143,7 +143,15 @@ def runs(tmp_path_factory) -> Path:
     return work
 
 
-CODEC_KEYS = ("train/l1", "train/mel", "train/commit", "train/adv", "train/feat", "train/d_hinge", "grad_norm/mel")
+CODEC_KEYS = (
+    "train/l1",
+    "train/mel",
+    "train/commit",
+    "train/adv",
+    "train/feat",
+    "train/d_hinge",
+    "grad_norm/mel",
+)
 S2S_KEYS = ("train/loss", "train/grad_norm")  # the gradient norm: DDP/FSDP scale gradients right
 
 
