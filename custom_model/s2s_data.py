@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,9 @@ def save_token_cache(path: Path, pairs: list[TokenPair], meta: dict[str, Any]) -
                 response_text=p.response_text,
             )
         )
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(
+        f".{os.getpid()}.tmp.npz"
+    )  # processes preparing the same data never share a temp file
     np.savez(tmp, index=np.array(json.dumps({"meta": meta, "pairs": index})), **arrays)
     tmp.replace(path)
 

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gradient-checkpointing", action="store_true", help="recompute temporal layers in backward"
     )
+    p.add_argument(
+        "--dropout", type=float, default=None, help="override the preset's dropout (new runs only)"
+    )
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--log-every", type=int, default=10)
@@ -202,6 +205,8 @@ def train(args: argparse.Namespace) -> Path:
         )
     )
     layout = PairLayout(gap_ms=args.gap_ms, tail_ms=args.tail_ms)
+    if trainer.distributed and not trainer.is_main:
+        torch.distributed.barrier()  # rank 0 encodes the pairs and fills the cache; the others then read it
     pairs = prepare_pairs(
         args.pairs,
         args.codec,
@@ -211,6 +216,8 @@ def train(args: argparse.Namespace) -> Path:
         progress=trainer.is_main and not args.no_progress,
         limit=args.limit,
     )
+    if trainer.distributed and trainer.is_main:
+        torch.distributed.barrier()
     train_pairs = [p for p in pairs if p.split == args.train_split]
     eval_pairs = [p for p in pairs if p.split == args.eval_split]
     if not train_pairs:
@@ -221,7 +228,10 @@ def train(args: argparse.Namespace) -> Path:
         config = S2SConfig.from_dict(json.loads(config_file.read_text()))
     else:
         card = int(load_codec(args.codec).codebook_size)
-        config = config_preset(args.preset, card=card, gradient_checkpointing=args.gradient_checkpointing)
+        overrides = {} if args.dropout is None else {"dropout": args.dropout}
+        config = config_preset(
+            args.preset, card=card, gradient_checkpointing=args.gradient_checkpointing, **overrides
+        )
         if trainer.is_main:
             config_file.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     torch.manual_seed(args.seed)  # the same initial weights on every rank, however the data was prepared
@@ -238,7 +248,15 @@ def train(args: argparse.Namespace) -> Path:
         betas=(0.9, 0.95),
         foreach=True,
     )
-    rng = random.Random(args.seed * 1000 + trainer.rank)
+    # One stream of global batches, the same on every rank; each rank takes its slice (exactly what one process
+    # with the whole global batch would see, so checkpoints move between world sizes).
+    rng = random.Random(args.seed * 1000)
+    global_batch = args.batch_size * trainer.world_size
+    if global_batch > len(train_pairs):
+        raise SystemExit(
+            f"--batch-size {args.batch_size} x {trainer.world_size} processes = {global_batch} pairs per step, but "
+            f"there are only {len(train_pairs)} training pairs: lower --batch-size"
+        )
     models, optims = {"model": wrapped}, {"model": opt}
     others = {"rng": _RandomState(rng), **({"ema": ema} if ema else {})}
     start = trainer.load_checkpoint(models, optims, others)
@@ -255,14 +273,20 @@ def train(args: argparse.Namespace) -> Path:
     t_last = time.perf_counter()
     done = start
     for step in trainer.progress(range(start, last_step), total=args.steps, initial=start, desc="train s2s"):
-        batch = rng.sample(train_pairs, min(args.batch_size, len(train_pairs)))
-        user, steps, mask = (
-            t.to(trainer.device) for t in make_batch(batch, config.silence_id, config.context, rng)
+        user, steps, mask = make_batch(
+            rng.sample(train_pairs, global_batch), config.silence_id, config.context, rng
         )
+        global_tokens = mask.sum().item()
+        mine = slice(trainer.rank * args.batch_size, (trainer.rank + 1) * args.batch_size)
+        user, steps, mask = (t[mine] for t in (user, steps, mask))
+        length = int(mask.any(dim=0).nonzero().max()) + 1  # drop the padding only other ranks' pairs need
+        user, steps, mask = (t[..., :length].to(trainer.device) for t in (user, steps, mask))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with trainer.autocast():
-            loss = masked_cross_entropy(wrapped(user, steps), steps, mask)
+            local_mean = masked_cross_entropy(wrapped(user, steps), steps, mask)
+        # The mean over the global batch's tokens: DDP/FSDP average gradients over ranks, hence the world size.
+        loss = local_mean * (mask.sum().item() * trainer.world_size / global_tokens)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), args.grad_clip)
@@ -272,10 +296,11 @@ def train(args: argparse.Namespace) -> Path:
         done = step + 1
         if done % args.log_every == 0:
             now = time.perf_counter()
+            global_loss = trainer.mean_across_ranks({"loss": loss.item()})["loss"]
             trainer.log(
                 done,
                 {
-                    "train/loss": loss.item(),
+                    "train/loss": global_loss,
                     "train/lr": lr_at(step, args),
                     "train/grad_norm": float(grad_norm),
                     "train/s_per_step": (now - t_last) / args.log_every,

@@ -154,7 +154,10 @@ class Trainer:
             self.device = torch.device("cpu")
             if config.cpu_threads:
                 torch.set_num_threads(config.cpu_threads)
-        if self.distributed and not dist.is_initialized():
+        self._owns_process_group = self.distributed and not dist.is_initialized()
+        if (
+            self._owns_process_group
+        ):  # a caller that set up the group itself (several runs per launch) keeps it
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.precision = self._resolve_precision(config.precision)
         self.strategy = self._resolve_strategy(config.strategy)
@@ -252,6 +255,18 @@ class Trainer:
         self.stop_requested = bool(flag.item() > 0)
         return self.stop_requested
 
+    def mean_across_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        """The mean of each value over the ranks (one all-reduce; every rank must call it with the same keys).
+
+        With equal per-rank batches this is what one process with the whole global batch would log.
+        """
+        if not self.distributed or not values:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist(), strict=True)}
+
     # -- checkpoints -----------------------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path:
@@ -299,8 +314,12 @@ class Trainer:
         optimizers: dict[str, torch.optim.Optimizer],
         others: dict[str, Any] | None = None,
         path: str | Path | None = None,
+        skip: tuple[str, ...] = (),
     ) -> int:
-        """Restore everything from ``path`` (default: this run's ``checkpoint.pt``); returns the step (0 if none)."""
+        """Restore everything from ``path`` (default: this run's ``checkpoint.pt``); returns the step (0 if none).
+
+        ``skip`` names models (and their optimizers) to leave as they are, e.g. a part rebuilt on purpose.
+        """
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
             set_model_state_dict,
@@ -318,9 +337,11 @@ class Trainer:
             ) from None
         opts = StateDictOptions(full_state_dict=True)
         for k, m in models.items():
-            set_model_state_dict(m, payload["models"][k], options=opts)
+            if k not in skip:
+                set_model_state_dict(m, payload["models"][k], options=opts)
         for k, o in optimizers.items():
-            set_optimizer_state_dict(models[k], o, payload["optimizers"][k], options=opts)
+            if k not in skip:
+                set_optimizer_state_dict(models[k], o, payload["optimizers"][k], options=opts)
         for k, o in (others or {}).items():
             if k in payload["others"]:
                 o.load_state_dict(payload["others"][k])
@@ -363,12 +384,12 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Flush logs, restore the signal handlers, leave the process group."""
+        """Flush logs, restore the signal handlers, leave the process group (if this trainer created it)."""
         for sig, previous in self._previous_handlers.items():
             signal.signal(sig, previous)
         if self._writer is not None:
             self._writer.close()
         if self._metrics_file is not None:
             self._metrics_file.close()
-        if self.distributed and dist.is_initialized():
+        if self._owns_process_group and dist.is_initialized():
             dist.destroy_process_group()

@@ -13,7 +13,7 @@ pytest.importorskip("vector_quantize_pytorch")
 pytest.importorskip("pesq")
 pytest.importorskip("pystoi")
 
-from custom_model.codec import Codec, CodecConfig  # noqa: E402
+from custom_model.codec import Codec, CodecConfig, CodecV2, CodecV2Config  # noqa: E402
 from custom_model.codec.bench import (  # noqa: E402
     codec_systems,
     load_libopus,
@@ -23,12 +23,16 @@ from custom_model.codec.bench import (  # noqa: E402
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_random_codec_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=[1, 2])
+def tiny_random_codec_dir(tmp_path_factory, request):
+    """A tiny random codec of each version (untrained: the pipeline, not quality)."""
     torch.manual_seed(0)
-    codec = Codec(CodecConfig.preset("tiny"))
-    codec.quantizer.init_random_()
-    return codec.save_pretrained(tmp_path_factory.mktemp("tiny-random-codec"))
+    if request.param == 1:
+        codec = Codec(CodecConfig.preset("tiny"))
+        codec.quantizer.init_random_()
+    else:
+        codec = CodecV2(CodecV2Config.preset("tiny"))
+    return codec.save_pretrained(tmp_path_factory.mktemp(f"tiny-random-codec-v{request.param}"))
 
 
 def test_bench_scores_our_codec_and_opus_side_by_side(tiny_random_codec_dir, tmp_path):
@@ -40,7 +44,8 @@ def test_bench_scores_our_codec_and_opus_side_by_side(tiny_random_codec_dir, tmp
     rows = run_codec_benchmark(
         None, "synthetic-clips", split=None, limit=2, systems=systems, out_json=tmp_path / "codec.json"
     )
-    by_name = {r["system"]: r for r in rows}
+    v = json.loads((tiny_random_codec_dir / "config.json").read_text()).get("version", 1)
+    by_name = {r["system"].replace(f"ours v{v} ", "ours "): r for r in rows}
     assert set(by_name) == {"ours 8x1024", "ours 2x1024", "opus 6k auto"}
     for r in rows:
         assert r["n"] == 2 and not r["errors"]

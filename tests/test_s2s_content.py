@@ -33,3 +33,15 @@ def test_rank_accuracy_counts_the_same_text_by_another_voice_as_right():
     assert hits == [True, True, False, False]  # an empty answer is never right
     assert accuracy == 0.5
     assert chance == (2 / 4 + 1 / 4 + 1 / 4 + 1 / 4) / 4
+
+
+def test_cmvn_makes_a_louder_copy_of_the_same_sound_the_nearest():
+    from custom_model.s2s.content import cmvn
+
+    a, b = toy_wave(0.6, 300, 0), toy_wave(0.6, 900, 1)
+    loud = log_mel(a * 3.0)  # the same sound, 10 dB louder: another level, another "voice"
+    raw = dtw_distances(loud, [log_mel(b), log_mel(a)])
+    normalised = dtw_distances(cmvn(loud), [cmvn(log_mel(b)), cmvn(log_mel(a))])
+    assert int(np.argmin(normalised)) == 1 and normalised[1] < 0.1 * normalised[0]
+    assert raw[1] > 10 * normalised[1]  # without it the level difference dominates the distance
+    assert cmvn(np.zeros((1, 40), np.float32)).shape == (1, 40)

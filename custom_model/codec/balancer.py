@@ -4,7 +4,10 @@ For losses ``L_i`` that depend on the model output ``y`` (the decoded waveform),
 respect to ``y`` is computed separately; its norm (per batch item, averaged over the batch) is tracked with an exponential moving average; the gradient that
 flows back into the model is ``total_norm * sum_i (w_i / sum_j w_j) * g_i / ema_norm_i``. So a weight of 2 means
 "twice the gradient of a weight-1 loss", whatever the losses' scales, which makes weights transferable across
-datasets and losses. Under DDP the norms are averaged across ranks so every rank scales identically.
+datasets and losses. Under DDP the norms are averaged across ranks and divided by the world size (each rank's mean loss
+is over its share of the global batch, so its gradients are ``world_size`` times those of one process with the
+whole batch): every rank scales identically, the norms and EMAs are the same as one process would compute, and after
+DDP averages the parameter gradients they equal one process's, so checkpoints move between world sizes.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Balancer:
         if dist.is_available() and dist.is_initialized():
             stacked = torch.stack([norms[k] for k in active])
             dist.all_reduce(stacked)
-            stacked /= dist.get_world_size()
+            stacked /= dist.get_world_size() ** 2  # the mean over ranks, then per global-batch mean loss
             norms = {k: stacked[i] for i, k in enumerate(active)}
         total_w = sum(self.weights[k] for k in active)
         out = torch.zeros_like(output)

@@ -56,12 +56,15 @@ class System:
 
 # -- our codec ----------------------------------------------------------------------------------------------------
 def codec_systems(codec_dir: str | Path, n_qs: tuple[int, ...] = (8, 4), name: str = "ours") -> list[System]:
-    """Our codec with the first ``n_q`` codebooks, streamed 20 ms at a time (the output is what a client hears)."""
+    """Our codec (any version) with the first ``n_q`` codebooks, streamed 20 ms at a time (what a client hears).
+
+    Rows are named ``"{name} v{version} {n_q}x{codebook_size}"``.
+    """
     import torch
 
-    from .model import Codec
+    from . import load_codec
 
-    codec = Codec.from_pretrained(codec_dir, map_location="cpu")
+    codec = load_codec(codec_dir, map_location="cpu")
 
     def make(n_q: int) -> Callable[[np.ndarray], Coded]:
         def run(x: np.ndarray) -> Coded:
@@ -86,7 +89,7 @@ def codec_systems(codec_dir: str | Path, n_qs: tuple[int, ...] = (8, 4), name: s
 
     return [
         System(
-            f"{name} {n_q}x{codec.codebook_size}",
+            f"{name} v{codec.version} {n_q}x{codec.codebook_size}",
             codec.bitrate_bps(n_q),
             1000.0 * FRAME / SR,
             make(n_q),
@@ -269,8 +272,11 @@ def align(ref: np.ndarray, deg: np.ndarray, max_lag: int = 800) -> int:
     return best_lag
 
 
-def default_systems(codec_dir: str | Path | None) -> list[System]:
-    systems = codec_systems(codec_dir) if codec_dir else []
+def default_systems(codec_dirs: str | Path | list | None) -> list[System]:
+    """Our codec(s) (one folder or a list), Opus at 4 and 6 kbps (auto and wide band), Codec2 at 3.2 and 2.4 kbps."""
+    if isinstance(codec_dirs, (str, Path)):
+        codec_dirs = [codec_dirs]
+    systems = [s for d in codec_dirs or [] for s in codec_systems(d)]
     lib = load_libopus()
     for bitrate in (4000, 6000):
         for bw in ("auto", "wb"):
@@ -283,7 +289,7 @@ def default_systems(codec_dir: str | Path | None) -> list[System]:
 
 
 def run_codec_benchmark(
-    codec_dir: str | Path | None,
+    codec_dir: str | Path | list | None,
     data: str,
     split: str | None = "test",
     limit: int | None = None,
@@ -378,15 +384,22 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m custom_model.codec.bench", description="Our codec vs Opus/Codec2"
     )
-    p.add_argument("--codec", default="custom_model/checkpoints/codec-small", help="save_pretrained folder")
+    p.add_argument(
+        "--codec",
+        action="append",
+        default=None,
+        help="a codec's save_pretrained folder (repeat to compare several in the same run; default: "
+        "custom_model/checkpoints/codec-v2-small)",
+    )
     p.add_argument("--data", default="telugu-mini")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", default="reports/codec.json", help="JSON results; the table is printed")
     p.add_argument("--md", default=None, help="also write the Markdown table to this file")
     args = p.parse_args(argv)
+    codecs = args.codec or ["custom_model/checkpoints/codec-v2-small"]
     rows = run_codec_benchmark(
-        args.codec, args.data, split=args.split or None, limit=args.limit, out_json=args.out
+        codecs, args.data, split=args.split or None, limit=args.limit, out_json=args.out
     )
     table = markdown_table(rows)
     if args.md:

@@ -11,8 +11,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class CodecConfig:
-    """Architecture of a causal SEANet + residual-VQ codec. Units: samples, Hz, channels."""
+    """Architecture of a causal SEANet + residual-VQ codec (v1). Units: samples, Hz, channels."""
 
+    version: int = 1  # saved in config.json (folders written before versions existed have none: 1)
     # Signal.
     sample_rate: int = 16000
     channels: int = 1
@@ -48,6 +49,10 @@ class CodecConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the config
 
     def __post_init__(self) -> None:
+        if self.version != 1:
+            raise ValueError(
+                f"CodecConfig is codec v1, got version {self.version}: load it with load_codec()"
+            )
         if len(self.channel_mults) != len(self.strides) + 1:
             raise ValueError(
                 f"channel_mults {self.channel_mults} must have len(strides) + 1 = {len(self.strides) + 1} entries"

@@ -21,10 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .config import CodecConfig
 from .quantizer import ResidualVectorQuantizer
 from .seanet import SEANetDecoder, SEANetEncoder
+from .state import StreamState
 
 WEIGHTS_NAME = "model.pt"
 CONFIG_NAME = "config.json"
@@ -39,8 +41,15 @@ class Codec(nn.Module):
         self.encoder = SEANetEncoder(config)
         self.quantizer = ResidualVectorQuantizer(config)
         self.decoder = SEANetDecoder(config)
+        self._layouts: dict[
+            int, tuple
+        ] = {}  # flat stream state per net: tree spec, tensor leaves, batch dims
 
     # -- the numbers users need ------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self.config.version
+
     @property
     def sample_rate(self) -> int:
         return self.config.sample_rate
@@ -108,6 +117,68 @@ class Codec(nn.Module):
         """
         return CodecStream(self.inference_copy() if snapshot else self, batch_size)
 
+    # -- streaming with explicit, batched state (the same calls as v2's) --------------------------------------
+    def init_encoder_state(self, batch_size: int, device=None) -> StreamState:
+        """The encoder state of ``batch_size`` fresh streams as flat named tensors (see ``codec/state.py``)."""
+        return self._flat_state(self.encoder, batch_size, device)
+
+    def init_decoder_state(self, batch_size: int, device=None) -> StreamState:
+        """The decoder state of ``batch_size`` fresh streams as flat named tensors."""
+        return self._flat_state(self.decoder, batch_size, device)
+
+    @torch.no_grad()
+    def encode_frames(self, wav: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """``[B, 1, k * frame_size]`` -> (codes ``[B, n_q, k]``, the new state); ``state`` is not modified."""
+        self._check_wav(wav)
+        if wav.shape[-1] % self.frame_size:
+            raise ValueError(
+                f"encode_frames needs whole frames of {self.frame_size} samples, got {wav.shape[-1]}"
+            )
+        if wav.shape[0] != state.batch_size:
+            raise ValueError(f"wav batch {wav.shape[0]} != state batch size {state.batch_size}")
+        with parametrize.cached():
+            z, nested = self.encoder.step(wav, self._nested(self.encoder, state))
+        return self.quantizer.encode(z), self._flatten(self.encoder, nested)
+
+    @torch.no_grad()
+    def decode_frames(self, codes: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """Codes ``[B, k_q, k]`` -> (``[B, 1, k * frame_size]``, the new state); ``state`` is not modified."""
+        if codes.shape[0] != state.batch_size:
+            raise ValueError(f"codes batch {codes.shape[0]} != state batch size {state.batch_size}")
+        with parametrize.cached():
+            wav, nested = self.decoder.step(
+                self.quantizer.decode(codes.long()), self._nested(self.decoder, state)
+            )
+        return wav, self._flatten(self.decoder, nested)
+
+    def _flat_state(self, net: nn.Module, batch_size: int, device) -> StreamState:
+        device = device or next(self.parameters()).device
+        return self._flatten(net, net.init_state(batch_size, device))
+
+    def _flatten(self, net: nn.Module, nested: Any) -> StreamState:
+        """The nested state of the SEANet modules as named tensors ``"0", "1", ...`` (stateless modules left out)."""
+        leaves, spec = tree_flatten(nested)
+        layout = self._layouts.get(id(net))
+        if layout is None:  # each tensor's batch dimension: where the states of batch 1 and 2 differ in size
+            one, _ = tree_flatten(net.init_state(1, torch.device("cpu")))
+            two, _ = tree_flatten(net.init_state(2, torch.device("cpu")))
+            where = [i for i, leaf in enumerate(one) if isinstance(leaf, Tensor)]
+            dims = [next(d for d in range(one[i].dim()) if one[i].shape[d] != two[i].shape[d]) for i in where]
+            layout = self._layouts[id(net)] = (spec, where, dims, len(one))
+        _, where, dims, _ = layout
+        names = [str(i) for i in range(len(where))]
+        tensors = dict(zip(names, (leaves[i] for i in where), strict=True))
+        return StreamState(tensors, dict(zip(names, dims, strict=True)))
+
+    def _nested(self, net: nn.Module, state: StreamState) -> Any:
+        if id(net) not in self._layouts:
+            self._flatten(net, net.init_state(1, torch.device("cpu")))
+        spec, where, _, n_leaves = self._layouts[id(net)]
+        leaves: list[Any] = [None] * n_leaves
+        for j, i in enumerate(where):
+            leaves[i] = state.tensors[str(j)]
+        return tree_unflatten(leaves, spec)
+
     def inference_copy(self) -> Codec:
         """A new codec in eval mode with the same weights and weight normalisation folded into plain weights."""
         copy = Codec(self.config)
@@ -130,8 +201,17 @@ class Codec(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
-        """Load a codec written by :meth:`save_pretrained`; returned in eval mode."""
+        """Load a codec written by :meth:`save_pretrained`; returned in eval mode.
+
+        A folder of another codec version (``"version"`` in its ``config.json``) is loaded by that version's class,
+        so ``Codec.from_pretrained`` opens every codec this package has written (see :func:`load_codec`).
+        """
         directory = Path(directory)
+        version = config_version(directory)
+        if version != 1:
+            from . import load_codec
+
+            return load_codec(directory, map_location)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).exists():
                 raise FileNotFoundError(
@@ -145,6 +225,16 @@ class Codec(nn.Module):
         payload = torch.load(directory / WEIGHTS_NAME, map_location=map_location, weights_only=True)
         model.load_state_dict(payload["state_dict"])
         return model.to(map_location).eval()
+
+
+def config_version(directory: str | Path) -> int | None:
+    """The ``version`` in ``directory/config.json`` (1 when absent: v1 folders from before versions), None if no
+    readable config."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8")).get("version", 1))
+    except (OSError, json.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return None
 
 
 class CodecStream:

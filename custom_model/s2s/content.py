@@ -2,9 +2,13 @@
 
 For each question the model answers (greedy, streaming, as the backend runs it). The generated answer and every
 candidate reference answer of the same split are decoded by the codec and compared as log-mel sequences with a
-slope-constrained DTW (steps (1,1), (1,2), (2,1); length ratios beyond 2 count as no match). The answer is a hit
-when the nearest candidate says the same text as the question's own reference answer (the same answer spoken by
-other voices counts as right). Chance level is reported beside it.
+slope-constrained DTW (steps (1,1), (1,2), (2,1); length ratios beyond 2 count as no match). Each log-mel sequence
+is first normalised to zero mean and unit variance per band (per-utterance CMVN), so that what is compared is what
+is said more than the voice saying it. The answer is a hit when the nearest candidate says the same text as the
+question's own reference answer (the same answer spoken by other voices counts as right). Chance level is reported
+beside it, and ``--oracle`` measures the metric itself: each reference answer as the "generated" one, against the
+others (the same answer by another voice must be the nearest; without CMVN this found it 17 % of the time with
+codec v2, with CMVN about half the time, see docs/s2s.md).
 
 Train and test pairs are scored separately: on train questions the model can have memorised the answer; test
 questions (telugu-mini-qa splits by question) were never heard, so their answers cannot be known and test accuracy
@@ -44,6 +48,13 @@ def log_mel(
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     fb = np.maximum(0, np.minimum((bins - lower) / (centre - lower), (upper - bins) / (upper - centre)))
     return np.log(1e-5 + spec @ fb.T).astype(np.float32)
+
+
+def cmvn(mel: np.ndarray) -> np.ndarray:
+    """Per-utterance mean and variance normalisation of each band (``[frames, bands]``); empty stays empty."""
+    if mel.shape[0] < 2:
+        return mel
+    return ((mel - mel.mean(axis=0)) / (mel.std(axis=0) + 1e-3)).astype(np.float32)
 
 
 def dtw_distances(query: np.ndarray, candidates: list[np.ndarray]) -> np.ndarray:
@@ -126,17 +137,46 @@ def _decode(codec, codes: np.ndarray) -> np.ndarray:
     return codec.decode(torch.from_numpy(codes.astype(np.int64))[None])[0, 0].numpy()
 
 
-def evaluate_content(model: S2SModel, codec, pairs, split: str, limit: int | None = None) -> dict:
+def reference_mels(codec, pairs, normalise: bool = True) -> list[np.ndarray]:
+    """Log-mels of the pairs' reference answers, decoded by the codec (CMVN-normalised unless ``normalise`` is off)."""
+    post = cmvn if normalise else (lambda m: m)
+    with torch.inference_mode():
+        return [
+            post(log_mel(_decode(codec, p.system[:, p.answer_start : p.answer_end]), codec.sample_rate))
+            for p in pairs
+        ]
+
+
+def oracle_accuracy(codec, pairs, split: str, limit: int | None = None, normalise: bool = True) -> dict:
+    """The metric's own resolution: each reference answer ranked against the split's other references.
+
+    ``other_voice``: the share of answers whose nearest other reference says the same text (the other rendering,
+    another voice), over answers that have one; a perfect copy of the pair's own answer always scores 1.
+    """
+    chosen = [p for p in pairs if p.split == split][:limit]
+    refs = reference_mels(codec, chosen, normalise)
+    texts = [p.response_text or p.id for p in chosen]
+    hits = []
+    for i, mel in enumerate(refs):
+        others = [j for j in range(len(refs)) if j != i]
+        if texts[i] not in {texts[j] for j in others}:
+            continue
+        nearest = others[int(np.argmin(dtw_distances(mel, [refs[j] for j in others])))]
+        hits.append(texts[nearest] == texts[i])
+    return {"split": split, "n": len(hits), "other_voice": round(float(np.mean(hits)), 4) if hits else None}
+
+
+def evaluate_content(
+    model: S2SModel, codec, pairs, split: str, limit: int | None = None, normalise: bool = True
+) -> dict:
     """Answer every pair of ``split`` (up to ``limit``) and rank against that split's reference answers."""
     chosen = [p for p in pairs if p.split == split][:limit]
     if not chosen:
         return {"split": split, "n": 0}
+    post = cmvn if normalise else (lambda m: m)
     with torch.inference_mode():
         silence = codec.encode(torch.zeros(1, 1, codec.frame_size * 16))[:, :, -1]
-        references = [
-            log_mel(_decode(codec, p.system[:, p.answer_start : p.answer_end]), codec.sample_rate)
-            for p in chosen
-        ]
+        references = reference_mels(codec, chosen, normalise)
         generated, started = [], []
         for p in chosen:  # the wait-for-an-answer timeout counts from the reference answer's start
             codes, start = generate_answer(
@@ -144,7 +184,9 @@ def evaluate_content(model: S2SModel, codec, pairs, split: str, limit: int | Non
             )
             started.append(start)
             wav = codec.decode(codes)[0, 0].numpy() if codes.shape[-1] else np.zeros(0, np.float32)
-            generated.append(log_mel(wav, codec.sample_rate) if wav.size else np.zeros((0, 40), np.float32))
+            generated.append(
+                post(log_mel(wav, codec.sample_rate)) if wav.size else np.zeros((0, 40), np.float32)
+            )
     texts = [p.response_text or p.id for p in chosen]
     accuracy, chance, hits = rank_accuracy(generated, references, texts, texts)
     answered = [s is not None for s in started]
@@ -160,6 +202,7 @@ def evaluate_content(model: S2SModel, codec, pairs, split: str, limit: int | Non
         "chance": round(chance, 4),
         "answered": round(sum(answered) / len(chosen), 4),
         "onset_error_ms_median": float(np.median(onset_ms)) if onset_ms else None,
+        "cmvn": normalise,
     }
 
 
@@ -179,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=Path(".cache/s2s-tokens"))
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: per-frame ops are tiny)")
+    p.add_argument("--no-cmvn", action="store_true", help="compare raw log-mels (the metric before CMVN)")
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also rank each reference among the others (the metric's resolution)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     codec_dir = args.codec or (args.s2s / "codec")
@@ -187,13 +236,19 @@ def main(argv: list[str] | None = None) -> int:
     pairs = prepare_pairs(args.pairs, codec_dir, splits=splits, layout=layout, cache_dir=args.cache_dir)
     model = S2SModel.from_pretrained(args.s2s)
     codec = load_codec(codec_dir)
-    results = [evaluate_content(model, codec, pairs, split, args.limit) for split in splits]
-    print("| split | pairs | rank-1 accuracy | chance | answered | median onset error (ms) |")
-    print("|---|---|---|---|---|---|")
+    normalise = not args.no_cmvn
+    results = [evaluate_content(model, codec, pairs, split, args.limit, normalise) for split in splits]
+    if args.oracle:
+        for r in results:
+            r["oracle"] = oracle_accuracy(codec, pairs, r["split"], args.limit, normalise)
+    print(
+        "| split | pairs | rank-1 accuracy | chance | answered | median onset error (ms) | oracle: other voice |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['split']} | {r['n']} | {r.get('rank1_accuracy')} | {r.get('chance')} | {r.get('answered')} | "
-            f"{r.get('onset_error_ms_median')} |"
+            f"{r.get('onset_error_ms_median')} | {r.get('oracle', {}).get('other_voice', '')} |"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
