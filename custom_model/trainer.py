@@ -9,7 +9,8 @@ Not a framework: your script owns the loop; :class:`Trainer` only does the chore
 - **Checkpoints** with model, optimizer and any ``state_dict``-able objects (EMA, schedulers, balancers); written
   atomically (temp file + rename) so a kill mid-write never corrupts the last good one; full (unsharded) state
   dicts, so a checkpoint written by 8 GPUs resumes on 1 CPU and vice versa.
-- **SIGTERM/SIGINT-safe**: the first signal sets :attr:`Trainer.stop_requested`; the loop saves and exits cleanly.
+- **SIGTERM/SIGINT-safe**: the first signal sets :attr:`Trainer.stop_requested`; :meth:`Trainer.should_stop` agrees
+  on it across ranks, and the loop saves and exits cleanly after the same step everywhere.
 - **Weight EMA** (:class:`EMA`), **TensorBoard** (if installed) plus a ``metrics.jsonl`` log, a **tqdm** progress bar.
 
 How to use it for another model (the whole pattern)::
@@ -28,10 +29,11 @@ How to use it for another model (the whole pattern)::
             loss = model(next(batches))
         loss.backward(); opt.step(); opt.zero_grad(); ema.update(trainer.unwrap(model))
         trainer.log(step + 1, {"train/loss": loss.item()})
-        if trainer.stop_requested or (step + 1) % 500 == 0:
+        stop = trainer.should_stop()                    # every rank's answer is the same (one tiny all-reduce)
+        if stop or (step + 1) % 500 == 0:
             trainer.save_checkpoint(step + 1, models, optims, others)
-            if trainer.stop_requested:
-                break
+        if stop:
+            break
     trainer.close()
 """
 
@@ -252,8 +254,12 @@ class Trainer:
             return self.stop_requested
         flag = torch.tensor([1.0 if self.stop_requested else 0.0], device=self.device)
         dist.all_reduce(flag)
-        self.stop_requested = bool(flag.item() > 0)
-        return self.stop_requested
+        agreed = bool(flag.item() > 0)
+        # A signal whose handler ran while the collective was in flight is not in this step's flag: keep it for the
+        # next step (never overwrite it with this step's "no"), and return what every rank agreed, so all ranks stop
+        # after the same step.
+        self.stop_requested = self.stop_requested or agreed
+        return agreed
 
     def mean_across_ranks(self, values: dict[str, float]) -> dict[str, float]:
         """The mean of each value over the ranks (one all-reduce; every rank must call it with the same keys).

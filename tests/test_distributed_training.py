@@ -36,9 +36,12 @@ DRIVER = ROOT / "tests" / "distributed_driver.py"
 REL = 2e-3  # float reduction order differs between world sizes; a loss that learned anything else is far off
 # The quantizer's losses hang on argmin choices, which can flip on a near-tie when the floats differ in the last
 # bit (restarted codes sit right next to latents): a looser tolerance for them.
-# The balancer's gradient norm drifts with those choices after a few steps; a wrong gradient scale across world
-# sizes (what it guards against) would be off by the world size, not by 2 %.
+# The balancer's gradient norm is chaotic once such a choice has flipped: on one Xeon a 2e-5 difference in the
+# commitment loss at step 2 became 0.79 against 1.02 at step 4 while every loss still agreed to 0.3 %. It is compared
+# on the first step of each range only (the first step, and the first after a resume), where nothing has drifted
+# yet; a wrong gradient scale across world sizes (what it guards against) is off by the world size at every step.
 REL_OF = {"train/commit": 5e-2, "grad_norm/mel": 2e-2}
+FIRST_STEP_ONLY = {"grad_norm/mel"}
 
 
 def codec_args(out: Path, steps: int, batch: int, strategy: str | None = None) -> list[str]:
@@ -160,6 +163,8 @@ def assert_same_losses(run: Path, ref: Path, steps: range, keys: tuple[str, ...]
     for step in steps:
         assert step in got, f"{run.name}: step {step} was not logged"
         for key in keys:
+            if key in FIRST_STEP_ONLY and step != steps.start:
+                continue
             rel = REL_OF.get(key, REL)
             assert got[step][key] == pytest.approx(want[step][key], rel=rel), f"{run.name} step {step} {key}"
 
@@ -196,7 +201,8 @@ def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen) -> 
             raise AssertionError(f"torchrun exited before {what}:\n{proc.stdout.read()[-4000:]}")
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError(f"timed out waiting for {what}")
+    output, _ = proc.communicate()
+    raise AssertionError(f"timed out waiting for {what}; torchrun printed:\n{output[-4000:]}")
 
 
 def logged_steps(run: Path) -> list[int]:
