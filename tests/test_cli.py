@@ -17,6 +17,20 @@ def test_help_imports_nothing_heavy():
     assert out.strip() == "[]"
 
 
+def test_every_help_page_formats():
+    """``s2s-bench --help`` and each command's ``--help`` render (a bare ``%`` in a help string breaks them)."""
+    import argparse
+
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    parser.format_help()
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert commands, "no subcommands found"
+    for name, sub in commands[0].choices.items():
+        assert sub.format_help(), name
+
+
 def test_backends_lists_loopback_with_options(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out

@@ -8,7 +8,7 @@ import sys
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "history",
-        help="plot each metric per commit (median with 95% CI, one line per backend) from many runs",
+        help="plot each metric per commit (median with 95%% CI, one line per backend) from many runs",
         description="Place every run at its git commit, order the commits by commit time and plot each metric's "
         "median with its 95% CI per commit, one line per backend, into history.html (self-contained), "
         "history.md and history.json. A gate's folder (base/, candidate/) counts as both of its runs.",

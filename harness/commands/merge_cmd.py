@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
         description="Merge the run folders of the shards of one run (s2s-bench run --shard I/N) into one run "
         "folder that rescores, reports and gates like any other. Every shard must be complete and made the same "
         "way (suite, settings, data, VAD, code); together they must hold every utterance once. What is checked "
-        "and written: docs/run-format.md (Sharded runs).",
+        "and written: docs/distributed.md.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="the shards' run folders (any order)")
     p.add_argument("--out", required=True, metavar="DIR", help="the merged run folder (new or empty)")

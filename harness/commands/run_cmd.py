@@ -203,7 +203,7 @@ def add_parser(subparsers) -> None:
 
 def add_distribution_arguments(p, shard: bool = False) -> None:
     """``--shard`` (run only), ``--executor``, ``--shards``, ``--ray-resources``, ``--ray-retries``."""
-    g = p.add_argument_group("distributing (docs/run-format.md, Sharded runs)")
+    g = p.add_argument_group("distributing (docs/distributed.md)")
     if shard:
         g.add_argument(
             "--shard",
