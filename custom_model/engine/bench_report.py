@@ -42,7 +42,12 @@ def tables(data: dict) -> str:
             t = ticks.get((v, b))
             cells.append("n/a" if t is None else f"{t:.2f} ({t / b:.2f})")
         t1 = ticks.get((v, 1))
-        ratio = f"{base / t1:.1f}x faster" if base and t1 else "n/a"
+        if v == "per-session":
+            ratio = "reference"
+        elif base and t1:
+            ratio = f"{base / t1:.1f}x faster" if t1 <= base else f"{t1 / base:.1f}x slower"
+        else:
+            ratio = "n/a"
         lines.append(f"| `{v}` | " + " | ".join(cells) + f" | {ratio} |")
     if gil:
         lines += ["", "| variant | Python throughput left to another thread during ticks |", "|---|---|"]
