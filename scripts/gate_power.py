@@ -282,6 +282,14 @@ def main() -> int:
         action="store_true",
         help="re-derive the table from the gate folders of an earlier run in --out (its runs.json)",
     )
+    p.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="with --analyse-only: add the gates of another batch (its --out folder, same backends, data and plants, "
+        "measured on the same machine) to the table; repeatable",
+    )
     args = p.parse_args()
     args.backend = args.backend or ["loopback:delay_ms=100", "custom"]
     sizes = sorted({n for n in (int(x) for x in args.sizes.split(",")) if n <= args.limit} | {args.limit})
@@ -299,6 +307,13 @@ def main() -> int:
     if args.analyse_only:
         earlier = json.loads((out / "runs.json").read_text(encoding="utf-8"))
         results, commits, started = earlier["runs"], earlier["commits"], earlier["started"]
+        for extra in args.add:
+            batch = json.loads((Path(extra) / "runs.json").read_text(encoding="utf-8"))
+            offset = 1 + max((res["repeat"] for res in results), default=-1)
+            results += [{**res, "repeat": res["repeat"] + offset} for res in batch["runs"]]
+            commits = {**commits, f"batch {extra}": batch["commits"]}
+    elif args.add:
+        p.error("--add needs --analyse-only")
     with tempfile.TemporaryDirectory(prefix="gate-power-") as work:
         if not args.analyse_only:
             clone, commits = make_clone(Path(work))

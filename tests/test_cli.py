@@ -23,12 +23,17 @@ def test_every_help_page_formats():
 
     from harness.cli import build_parser
 
-    parser = build_parser()
-    parser.format_help()
-    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert commands, "no subcommands found"
-    for name, sub in commands[0].choices.items():
-        assert sub.format_help(), name
+    def walk(parser, path):
+        assert parser.format_help(), path  # raises ValueError on a bad % in any help string
+        seen = [path]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    seen += walk(sub, f"{path} {name}")
+        return seen
+
+    pages = walk(build_parser(), "s2s-bench")
+    assert "s2s-bench run" in pages and "s2s-bench data collect run" in pages, pages
 
 
 def test_backends_lists_loopback_with_options(capsys):
