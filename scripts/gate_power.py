@@ -291,6 +291,8 @@ def main() -> int:
         "measured on the same machine) to the table; repeatable",
     )
     args = p.parse_args()
+    if args.add and not args.analyse_only:
+        p.error("--add needs --analyse-only")
     args.backend = args.backend or ["loopback:delay_ms=100", "custom"]
     sizes = sorted({n for n in (int(x) for x in args.sizes.split(",")) if n <= args.limit} | {args.limit})
     rulesets = dict(DEFAULT_RULESETS)
@@ -312,8 +314,6 @@ def main() -> int:
             offset = 1 + max((res["repeat"] for res in results), default=-1)
             results += [{**res, "repeat": res["repeat"] + offset} for res in batch["runs"]]
             commits = {**commits, f"batch {extra}": batch["commits"]}
-    elif args.add:
-        p.error("--add needs --analyse-only")
     with tempfile.TemporaryDirectory(prefix="gate-power-") as work:
         if not args.analyse_only:
             clone, commits = make_clone(Path(work))
