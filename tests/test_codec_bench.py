@@ -67,6 +67,31 @@ def test_bench_scores_our_codec_and_opus_side_by_side(tiny_random_codec_dir, tmp
     assert table.count("\n") == 2 + 3 and "opus 6k auto" in table
 
 
+def test_onnxruntime_rows_stream_the_same_audio_as_eager(tiny_random_codec_dir, tmp_path, monkeypatch):
+    """Both codec versions: the exported step is checked before timing and scores what eager scores."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("S2S_BENCH_CACHE", str(tmp_path / "cache"))
+    systems = codec_systems(tiny_random_codec_dir, n_qs=(8, 2), runtimes=("eager", "onnxruntime"))
+    assert [s.name.endswith(" onnxruntime") for s in systems] == [False, False, True, True]
+    for s in systems[2:]:
+        assert "codes identical to eager" in s.notes, s.notes
+    rows = run_codec_benchmark(None, "synthetic-clips", split=None, limit=2, systems=systems)
+    eager, ort = rows[:2], rows[2:]
+    for a, b in zip(eager, ort, strict=True):
+        assert b["n"] == 2 and not b["errors"]
+        assert b["kbps"] == a["kbps"]
+        for key in ("pesq_wb", "stoi", "si_sdr_db", "log_mel_dist"):
+            assert b[key] == pytest.approx(a[key], abs=1e-2), (b["system"], key)
+
+
+def test_the_bench_cli_refuses_an_unknown_runtime(capsys):
+    from custom_model.codec.bench import main
+
+    with pytest.raises(SystemExit):
+        main(["--runtime", "tensorrt"])
+    assert "eager and/or onnxruntime" in capsys.readouterr().err
+
+
 def test_forced_wideband_opus_keeps_energy_above_4khz():
     try:
         lib = load_libopus()

@@ -215,3 +215,81 @@ def test_the_bf16_gpu_path_runs_on_cpu_as_far_as_it_can(tiny):
         make_engine(tiny, max_slots=2), make_engine(tiny, max_slots=2).runner, engine.runner, steps=30
     )
     assert result["token_agreement"] > 0.2  # bf16 rounds: close to, not equal to, fp32
+
+
+# -- codec v2 (tiny, random) through the same interface and engine -------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_v2():
+    from custom_model.codec.v2 import CodecV2, CodecV2Config
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    codec = CodecV2(CodecV2Config.preset("tiny", codebook_size=64, enc_kernel=3, dec_kernel=3)).eval()
+    model = S2SModel(config_preset("tiny", card=64, context=16)).eval()
+    with torch.no_grad():
+        for head in model.heads:
+            head.weight.mul_(20)
+    fc = frame_codec(codec)
+    silence = codec.encode(torch.zeros(1, 1, 320 * 16))[0, :, -1]
+    yield codec, model, fc, silence
+    torch.set_num_threads(threads)
+
+
+def test_codec_v2_gets_its_own_frame_codec_and_satisfies_the_interface(tiny_v2):
+    from custom_model.engine import V2FrameCodec
+
+    assert isinstance(tiny_v2[2], V2FrameCodec)
+    check_frame_codec(tiny_v2[2])
+
+
+def test_v2_frame_codec_equals_the_codecs_own_stream(tiny_v2):
+    codec, _, fc, _ = tiny_v2
+    wav = torch.from_numpy(toy_wave(0.3, 300, 0))[None, None]
+    wav = wav[..., : wav.shape[-1] // 320 * 320]
+    stream = codec.streaming(1)
+    expected = stream.encode_step(wav)
+    state, got = fc.encoder_state(1), []
+    for f in range(wav.shape[-1] // 320):
+        codes, state = fc.encode_frame(wav[0, :, f * 320 : (f + 1) * 320], state)
+        got.append(codes)
+    assert torch.equal(torch.stack(got, dim=2), expected)
+    dec_state, pcm = fc.decoder_state(1), []
+    for f in range(expected.shape[-1]):
+        out, dec_state = fc.decode_frame(expected[:, :, f], dec_state)
+        pcm.append(out)
+    np.testing.assert_allclose(
+        torch.cat(pcm, 1)[0].numpy(), stream.decode_step(expected)[0, 0].numpy(), atol=1e-5
+    )
+
+
+def test_engine_on_codec_v2_equals_the_per_session_path_and_is_batching_invariant(tiny_v2):
+    codec, model, fc, silence = tiny_v2
+    engine = Engine(model, fc, silence, optimize="eager", max_slots=4)
+    signal = parity_signal(80, 320, slots=2)
+    got = drive_state(engine, signal[:, :1], [0], 1)[:, 0]
+    stream = codec.streaming(1)
+    gen = StreamingGenerator(model, 1, Sampling(seed=100))
+    with torch.inference_mode():
+        expected = torch.cat(
+            [
+                gen.step(stream.encode_step(torch.from_numpy(signal[t, 0])[None, None])[:, :, 0])
+                for t in range(80)
+            ]
+        )
+    assert torch.equal(got, expected)
+    batched = drive_state(engine, signal, [3, 1], 4)
+    assert torch.equal(batched[:, 0], got)
+
+
+def test_onnxruntime_variant_on_codec_v2_is_identical_to_eager(tiny_v2, tmp_path, monkeypatch):
+    monkeypatch.setenv("S2S_BENCH_CACHE", str(tmp_path))
+    _, model, fc, silence = tiny_v2
+    engine = Engine(model, fc, silence, optimize="eager", max_slots=2)
+    try:
+        candidate = engine.make_runner("onnxruntime")
+    except VariantUnavailable as exc:
+        pytest.skip(str(exc))
+    result = parity(engine, engine.runner, candidate, steps=200)
+    assert result["identical"], result
+    assert result["max_audio_diff"] < 1e-3

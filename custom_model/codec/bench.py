@@ -55,10 +55,18 @@ class System:
 
 
 # -- our codec ----------------------------------------------------------------------------------------------------
-def codec_systems(codec_dir: str | Path, n_qs: tuple[int, ...] = (8, 4), name: str = "ours") -> list[System]:
+def codec_systems(
+    codec_dir: str | Path,
+    n_qs: tuple[int, ...] = (8, 4),
+    name: str = "ours",
+    runtimes: tuple[str, ...] = ("eager",),
+) -> list[System]:
     """Our codec (any version) with the first ``n_q`` codebooks, streamed 20 ms at a time (what a client hears).
 
-    Rows are named ``"{name} v{version} {n_q}x{codebook_size}"``.
+    ``runtimes``: ``eager`` (the codec's own PyTorch stream) and/or ``onnxruntime`` (the same step exported to
+    ONNX, :mod:`custom_model.codec.onnx_stream`, one thread; built and checked against the eager stream before the
+    clock starts, the check's result goes into the row's notes). Rows are named
+    ``"{name} v{version} {n_q}x{codebook_size}"``, with `` onnxruntime`` appended for that runtime.
     """
     import torch
 
@@ -87,16 +95,49 @@ def codec_systems(codec_dir: str | Path, n_qs: tuple[int, ...] = (8, 4), name: s
 
         return run
 
-    return [
-        System(
-            f"{name} v{codec.version} {n_q}x{codec.codebook_size}",
-            codec.bitrate_bps(n_q),
-            1000.0 * FRAME / SR,
-            make(n_q),
-            notes="streamed 20 ms at a time",
+    def make_ort(n_q: int) -> tuple[Callable[[np.ndarray], Coded], str]:
+        from .onnx_stream import OnnxStreamCodec
+
+        ort = OnnxStreamCodec(codec, n_q=n_q, threads=1)
+        check = ort.check_parity(codec)
+        verdict = (
+            f"codes identical to eager over {check['frames']} frames, audio within {check['max_audio_diff']:.1e}"
+            if check["codes_identical"]
+            else f"NOT identical to eager: codes differ within {check['frames']} frames"
         )
-        for n_q in n_qs
-    ]
+
+        def run(x: np.ndarray) -> Coded:
+            enc, dec = ort.encoder_state(1), ort.decoder_state(1)
+            n_frames = math.ceil(x.size / FRAME)
+            padded = np.zeros((n_frames, 1, FRAME), dtype=np.float32)
+            padded.reshape(-1)[: x.size] = x
+            outs, times, cpu = [], [], 0.0
+            for i in range(n_frames):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                codes, enc = ort.encode_frame(padded[i], enc)
+                y, dec = ort.decode_frame(codes, dec)
+                times.append(time.perf_counter() - t0)
+                cpu += time.thread_time() - c0
+                outs.append(y[0])
+            y = np.concatenate(outs)[: x.size]
+            bits = int(n_frames * n_q * math.log2(codec.codebook_size))
+            return Coded(y, bits=bits, frame_times_s=times, cpu_s=cpu)
+
+        return run, verdict
+
+    systems = []
+    for runtime in runtimes:
+        if runtime not in ("eager", "onnxruntime"):
+            raise ValueError(f"runtime must be eager or onnxruntime, got {runtime!r}")
+        for n_q in n_qs:
+            label = f"{name} v{codec.version} {n_q}x{codec.codebook_size}"
+            if runtime == "eager":
+                run, notes = make(n_q), "streamed 20 ms at a time (PyTorch eager)"
+            else:
+                run, verdict = make_ort(n_q)
+                label, notes = f"{label} onnxruntime", f"streamed 20 ms at a time (ONNX Runtime); {verdict}"
+            systems.append(System(label, codec.bitrate_bps(n_q), 1000.0 * FRAME / SR, run, notes=notes))
+    return systems
 
 
 # -- Opus ---------------------------------------------------------------------------------------------------------
@@ -272,11 +313,20 @@ def align(ref: np.ndarray, deg: np.ndarray, max_lag: int = 800) -> int:
     return best_lag
 
 
-def default_systems(codec_dirs: str | Path | list | None) -> list[System]:
-    """Our codec(s) (one folder or a list), Opus at 4 and 6 kbps (auto and wide band), Codec2 at 3.2 and 2.4 kbps."""
+def default_systems(
+    codec_dirs: str | Path | list | None, runtimes: tuple[str, ...] = ("eager",)
+) -> list[System]:
+    """Our codec(s) (one folder or a list) in each of ``runtimes``, Opus at 4 and 6 kbps (auto and wide band),
+    Codec2 at 3.2 and 2.4 kbps. Without onnxruntime installed its rows are left out with a printed reason."""
     if isinstance(codec_dirs, (str, Path)):
         codec_dirs = [codec_dirs]
-    systems = [s for d in codec_dirs or [] for s in codec_systems(d)]
+    systems = []
+    for d in codec_dirs or []:
+        for runtime in runtimes:
+            try:
+                systems += codec_systems(d, runtimes=(runtime,))
+            except ModuleNotFoundError as exc:
+                print(f"[codec-bench] {d}: no {runtime} rows: {exc}")
     lib = load_libopus()
     for bitrate in (4000, 6000):
         for bw in ("auto", "wb"):
@@ -295,6 +345,7 @@ def run_codec_benchmark(
     limit: int | None = None,
     systems: list[System] | None = None,
     out_json: str | Path | None = None,
+    runtimes: tuple[str, ...] = ("eager",),
 ) -> list[dict]:
     """Score every system on the same utterances; one row per system (means over utterances)."""
     import torch
@@ -304,7 +355,7 @@ def run_codec_benchmark(
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    systems = systems if systems is not None else default_systems(codec_dir)
+    systems = systems if systems is not None else default_systems(codec_dir, runtimes)
     utts = load_utterances(data, split=split, limit=limit)
     if not utts:
         raise ValueError(f"{data}: no utterances in split {split!r}")
@@ -396,10 +447,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--out", default="reports/codec.json", help="JSON results; the table is printed")
     p.add_argument("--md", default=None, help="also write the Markdown table to this file")
+    p.add_argument(
+        "--runtime",
+        default="eager,onnxruntime",
+        help="how our codecs are streamed, comma-separated: eager (PyTorch) and/or onnxruntime (the exported "
+        "step, checked against eager first); default: both",
+    )
     args = p.parse_args(argv)
+    runtimes = tuple(r for r in args.runtime.split(",") if r)
+    bad = [r for r in runtimes if r not in ("eager", "onnxruntime")]
+    if bad or not runtimes:
+        p.error(f"--runtime takes eager and/or onnxruntime, got {args.runtime!r}")
     codecs = args.codec or ["custom_model/checkpoints/codec-v2-small"]
     rows = run_codec_benchmark(
-        codecs, args.data, split=args.split or None, limit=args.limit, out_json=args.out
+        codecs, args.data, split=args.split or None, limit=args.limit, out_json=args.out, runtimes=runtimes
     )
     table = markdown_table(rows)
     if args.md:

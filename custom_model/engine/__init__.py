@@ -9,7 +9,7 @@
 - :mod:`.engine`: the engine thread, sessions joining and leaving at any tick.
 """
 
-from .codec_api import FrameCodec, SeanetFrameCodec, check_frame_codec, frame_codec
+from .codec_api import FrameCodec, SeanetFrameCodec, V2FrameCodec, check_frame_codec, frame_codec
 from .engine import Engine, EngineSession, TurnPolicy
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "EngineSession",
     "FrameCodec",
     "SeanetFrameCodec",
+    "V2FrameCodec",
     "TurnPolicy",
     "check_frame_codec",
     "frame_codec",

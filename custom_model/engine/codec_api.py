@@ -135,12 +135,59 @@ class SeanetFrameCodec(nn.Module):
         return wav[:, 0, :], new_state
 
 
+class V2FrameCodec(nn.Module):
+    """:class:`FrameCodec` for :class:`custom_model.codec.v2.CodecV2` (STFT + ConvNeXt + factorised RVQ + iSTFT).
+
+    Runs the codec's own streaming arithmetic (``_encode`` / ``_decode`` with state, proven equal to the offline
+    codec by ``tests/test_codec_v2.py``) on an inference copy with frozen tables, so its output is the codec's
+    streaming output. The state is the codec's :class:`~custom_model.codec.state.StreamState` tensors in a fixed
+    name order (all batch-first already). Decoding skips :meth:`FactorizedRVQ.decode`'s range check (a graph has no
+    data-dependent branches); the engine only passes codes in range (:class:`DecodeStep` replaces the rest).
+    """
+
+    def __init__(self, codec) -> None:
+        super().__init__()
+        self.codec = codec.inference_copy()
+        self.sample_rate = codec.sample_rate
+        self.frame_size = codec.frame_size
+        self.n_q = codec.n_q
+        self.codebook_size = codec.codebook_size
+        self._enc_names = list(self.codec.init_encoder_state(1, torch.device("cpu")).tensors)
+        self._dec_names = list(self.codec.init_decoder_state(1, torch.device("cpu")).tensors)
+        tables = self.codec.quantizer._tables
+        # registered so that .to(device) and the weights' digest (engine caches) see them
+        self.register_buffer("code_latents", tables["out"].clone())  # [n_q * K, D]
+        self.register_buffer("offsets", tables["offsets"][:, 0].clone())  # [n_q]
+
+    def encoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        state = self.codec.init_encoder_state(batch_size, torch.device(device))
+        return [state.tensors[n].contiguous() for n in self._enc_names]
+
+    def decoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        state = self.codec.init_decoder_state(batch_size, torch.device(device))
+        return [state.tensors[n].contiguous() for n in self._dec_names]
+
+    def encode_frame(self, pcm: Tensor, state: State) -> tuple[Tensor, State]:
+        z, new = self.codec._encode(pcm, dict(zip(self._enc_names, state, strict=True)))
+        codes = self.codec.quantizer.encode(z)  # [B, n_q, 1]
+        return codes[:, :, 0], [new[n] for n in self._enc_names]
+
+    def decode_frame(self, codes: Tensor, state: State) -> tuple[Tensor, State]:
+        k = codes.shape[1]
+        q = self.code_latents[codes + self.offsets[:k]].sum(dim=1)  # [B, D]
+        wav, new = self.codec._decode(q[:, None, :], dict(zip(self._dec_names, state, strict=True)))
+        return wav, [new[n] for n in self._dec_names]
+
+
 def frame_codec(codec) -> FrameCodec:
-    """The :class:`FrameCodec` of ``codec``: itself if it already is one (codec v2), else the SEANet adapter."""
+    """The :class:`FrameCodec` of ``codec``: itself if it already is one, the v2 adapter for codec v2, else the
+    SEANet (v1) adapter."""
     if all(
         hasattr(codec, name) for name in ("encode_frame", "decode_frame", "encoder_state", "decoder_state")
     ):
         return codec
+    if getattr(codec, "version", 1) == 2:
+        return V2FrameCodec(codec)
     return SeanetFrameCodec(codec)
 
 

@@ -46,8 +46,13 @@ class CausalSTFT(nn.Module):
 
     def _features(self, buf: Tensor) -> Tensor:
         with torch.autocast(buf.device.type, enabled=False):  # logs and powers stay in float32 under autocast
-            frames = buf.float().unfold(-1, self.n_fft, self.hop)  # [B, S, n_fft], a strided view
-            if frames.shape[0] == 1:  # one stream: a 2-D product reads the strided view without copying it
+            frames = buf.float().unfold(
+                1, self.n_fft, self.hop
+            )  # [B, S, n_fft], a strided view (dim 1, not -1:
+            # ONNX export of unfold mishandles a negative dimension)
+            # one stream: a 2-D product reads the strided view without copying it (not while tracing: a graph
+            # exported at batch 1 must stay right for every batch)
+            if frames.shape[0] == 1 and not torch.jit.is_tracing():
                 spec = (frames[0] @ self.basis)[None]
             else:
                 spec = frames @ self.basis
@@ -120,8 +125,11 @@ class CausalConvNeXt(nn.Module):
         dw_weight, dw_bias, w2, b2 = self._frozen
         if x.shape[1] == 1:  # one step: the whole buffer is the kernel's window
             h = (buf * dw_weight).sum(1, keepdim=True) + dw_bias
-        else:
-            h = (buf.unfold(1, self.kernel, 1) * dw_weight.t()).sum(-1) + dw_bias
+        else:  # one product per tap (no unfold: ONNX export cannot unfold a length it does not know)
+            steps = x.shape[1]
+            h = dw_bias + buf[:, :steps] * dw_weight[0]
+            for k in range(1, self.kernel):
+                h = h + buf[:, k : k + steps] * dw_weight[k]
         h = F.layer_norm(h, (self.dim,), self.norm.weight, self.norm.bias, self.norm.eps)
         h = F.gelu(F.linear(h, self.pw1.weight, self.pw1.bias), approximate="tanh")
         return x + F.linear(h, w2, b2), tail
