@@ -235,9 +235,11 @@ def wilcoxon_p(base: dict[str, float], cand: dict[str, float]) -> tuple[float, i
 
 
 def machine_class(meta: dict[str, Any]) -> tuple:
-    """What makes two machines' latencies comparable: CPU model, core count and GPU (not the hostname)."""
-    m = meta.get("machine") or {}
-    return (m.get("cpu"), m.get("cpu_count"), m.get("gpu"))
+    """What makes two machines' latencies comparable: CPU model and generation, core count and GPU (not the
+    hostname); see :func:`harness.results.machine_class`."""
+    from .results import machine_class as of_machine
+
+    return of_machine(meta.get("machine") or {})
 
 
 def _data_identity(meta: dict[str, Any]) -> tuple:

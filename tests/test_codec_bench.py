@@ -63,6 +63,9 @@ def test_bench_scores_our_codec_and_opus_side_by_side(tiny_random_codec_dir, tmp
     assert by_name["ours 8x1024"]["pesq_wb"] < opus["pesq_wb"]
     saved = json.loads((tmp_path / "codec.json").read_text())
     assert saved["n_utterances"] == 2 and len(saved["rows"]) == 3
+    # timings are a CPU's: the file says which one and how loaded the machine was
+    assert saved["machine"]["cpu_count"] and "cpu_id" in saved["machine"] and saved["versions"]["torch"]
+    assert len(saved["load_average"]["start"]) == 3 and len(saved["load_average"]["end"]) == 3
     table = markdown_table(rows)
     assert table.count("\n") == 2 + 3 and "opus 6k auto" in table
 

@@ -186,3 +186,20 @@ def test_where_the_os_gives_no_flags_torch_fills_in_the_bf16_ones(monkeypatch):
     assert resolve_dtype("cascade", "auto", "cpu", features=features).resolved == "bfloat16"
     monkeypatch.setattr(cf, "torch_cpu_support", lambda: None)
     assert cf.cpu_features()["source"] == "unknown"
+
+
+def test_two_cpus_both_named_amd_epyc_are_different_machine_classes_by_generation():
+    from harness.gate import machine_class as gate_class
+    from harness.results import _cpu_id, machine_class
+
+    zen1 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n\n"
+    zen4 = zen1.replace(": 23", ": 25").replace("model\t\t: 1", "model\t\t: 17")
+    assert _cpu_id(zen1) == "AuthenticAMD family 23 model 1"
+    assert _cpu_id(zen4) == "AuthenticAMD family 25 model 17"
+    assert _cpu_id("Features\t: asimd\nCPU implementer\t: 0x41\n") is None  # ARM: no x86 family line
+    a = {"cpu": "AMD EPYC", "cpu_id": _cpu_id(zen1), "cpu_count": 2, "gpu": None}
+    b = dict(a, cpu_id=_cpu_id(zen4))
+    assert machine_class(a) != machine_class(b)
+    assert gate_class({"machine": a}) == machine_class(a) != gate_class({"machine": b})
+    # a run recorded before the generation was: not comparable with one that has it
+    assert machine_class({k: v for k, v in a.items() if k != "cpu_id"}) != machine_class(a)

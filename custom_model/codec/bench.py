@@ -352,7 +352,9 @@ def run_codec_benchmark(
 
     from harness.audio import AudioError
     from harness.data import load_utterances
+    from harness.results import machine_info, package_versions
 
+    load_start = list(os.getloadavg())
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     systems = systems if systems is not None else default_systems(codec_dir, runtimes)
@@ -401,6 +403,10 @@ def run_codec_benchmark(
         Path(out_json).write_text(
             json.dumps(
                 {
+                    # the figures are this CPU's: record which one, what it ran and how busy it was
+                    "machine": machine_info(),
+                    "versions": package_versions(),
+                    "load_average": {"start": load_start, "end": list(os.getloadavg())},
                     "data": data,
                     "split": split,
                     "n_utterances": len(signals),

@@ -87,8 +87,10 @@ class ShardRun:
 
 
 def machine_class_of(machine: dict) -> tuple:
-    """What must match for timings to be comparable (as the gate's): CPU model, core count, GPU."""
-    return (machine.get("cpu"), machine.get("cpu_count"), machine.get("gpu"))
+    """What must match for timings to be comparable (as the gate's): CPU model and generation, core count, GPU."""
+    from ..results import machine_class
+
+    return machine_class(machine)
 
 
 def read_shard(path: str | Path) -> ShardRun:
@@ -333,8 +335,8 @@ def _machine_of(runs: Sequence[ShardRun]) -> tuple[dict, list[tuple]]:
     if len(classes) == 1:
         return {**first, "hostnames": hosts}, list(classes)
     described = [
-        {"cpu": cpu, "cpu_count": n, "gpu": gpu, "shards": shards}
-        for (cpu, n, gpu), shards in classes.items()
+        {"cpu": cpu, "cpu_id": cpu_id, "cpu_count": n, "gpu": gpu, "shards": shards}
+        for (cpu, cpu_id, n, gpu), shards in classes.items()
     ]
     mixed = {
         "mixed": True,
