@@ -7,8 +7,9 @@ Not part of ``make test`` (``testpaths = tests``); run explicitly, e.g.::
     pytest benchmarks/ --benchmark-compare --benchmark-autosave             # against the last saved run
     python -m custom_model.engine.bench_report reports/engine-bench.json   # the Markdown table for reports/
 
-The model is the committed s2s-small + its codec (``custom_model/checkpoints/s2s-small``), or
-``S2S_ENGINE_BENCH_PRESET=base`` for the base architecture with random weights (latency only; GPU with
+The model is the committed s2s-small + its codec (``custom_model/checkpoints/s2s-small``), another exported
+checkpoint folder with ``S2S_ENGINE_BENCH_CHECKPOINT=DIR`` (its ``codec/`` is served; codec v2 through
+:class:`~custom_model.engine.V2FrameCodec`), or ``S2S_ENGINE_BENCH_PRESET=base`` for the base architecture with random weights (latency only; GPU with
 ``S2S_ENGINE_BENCH_DEVICE=cuda``). One tick = every one of ``B`` sessions steps one 20 ms frame: codec encode,
 temporal step, depth loop over the codebooks, codec decode. ``per-session`` is the old path for comparison: ``B``
 sessions each running ``StreamingGenerator`` + the codec's stream, one after the other (what one process does per
@@ -30,6 +31,9 @@ BATCHES = (1, 4, 16, 64)
 VARIANTS = ["per-session", "eager", "torchscript", "onnxruntime", "int8", "onnxruntime-int8", "compile"]
 PRESET = os.environ.get("S2S_ENGINE_BENCH_PRESET", "checkpoint")
 DEVICE = os.environ.get("S2S_ENGINE_BENCH_DEVICE", "cpu")
+CHECKPOINT = os.environ.get("S2S_ENGINE_BENCH_CHECKPOINT") or os.path.join(
+    os.path.dirname(__file__), "..", "custom_model", "checkpoints", "s2s-small"
+)
 if DEVICE.startswith("cuda"):
     VARIANTS = ["per-session", "eager", "compile", "bf16", "fp16"]
 
@@ -40,9 +44,8 @@ def models():
     from custom_model.s2s import S2SModel, config_preset
 
     if PRESET == "checkpoint":
-        root = os.path.join(os.path.dirname(__file__), "..", "custom_model", "checkpoints", "s2s-small")
-        codec = Codec.from_pretrained(os.path.join(root, "codec"))
-        model = S2SModel.from_pretrained(root)
+        codec = Codec.from_pretrained(os.path.join(CHECKPOINT, "codec"))
+        model = S2SModel.from_pretrained(CHECKPOINT)
     else:  # random weights: latency only
         torch.manual_seed(0)
         codec = Codec(CodecConfig.preset(PRESET)).eval()
@@ -125,7 +128,13 @@ def per_session_tick(models, batch):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_tick(benchmark, models, variant, batch):
     benchmark.group = f"tick, batch {batch}"
-    benchmark.extra_info.update(variant=variant, batch=batch, preset=PRESET, device=DEVICE)
+    benchmark.extra_info.update(
+        variant=variant,
+        batch=batch,
+        preset=PRESET,
+        device=DEVICE,
+        checkpoint=CHECKPOINT if PRESET == "checkpoint" else None,
+    )
     if variant == "per-session":
         if batch > 16:
             pytest.skip("per-session path at batch > 16: seconds per tick, nothing to learn")
