@@ -97,7 +97,7 @@ def _nvidia_gpu_model(root: Path = Path("/proc/driver/nvidia/gpus")) -> str | No
 def machine_class(info: dict) -> tuple:
     """What must match for two runs' timings to be comparable: CPU model and generation, core count and GPU.
 
-    A virtual machine's CPU is often named only "AMD EPYC", for a Zen 1 and a Zen 4 alike (measured here 1.6x apart),
+    A virtual machine's CPU is often named only "AMD EPYC", for a Zen 1 and a Zen 4 alike (this project has run on both),
     so the x86 family/model (``cpu_id``) is part of the class; a run recorded before it was (``None``) is therefore
     never the same class as one that has it, which errs on the side of "not comparable".
     """
