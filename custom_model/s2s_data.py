@@ -53,11 +53,18 @@ class TokenPair:
     response_text: str | None = None
 
 
+DOC_SUFFIXES = (".md",)
+"""Files of a checkpoint folder that document it (MODEL_CARD.md, training_curve.md) and do not decide its tokens."""
+
+
 def codec_digest(codec_dir: str | Path) -> str:
-    """Short SHA-256 over every file of a codec checkpoint folder (names and contents)."""
+    """Short SHA-256 over the files of a codec checkpoint folder that decide its tokens (names and contents).
+
+    Documentation (:data:`DOC_SUFFIXES`) is left out: editing a model card must not make every S2S model trained on
+    the codec refuse it. A folder of only ``config.json`` + weights has the same digest as before this rule."""
     h = hashlib.sha256()
     for path in sorted(Path(codec_dir).rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.suffix not in DOC_SUFFIXES:
             h.update(path.name.encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]

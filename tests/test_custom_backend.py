@@ -157,6 +157,24 @@ def test_a_codec_other_than_the_training_one_is_refused(tmp_path, checkpoints):
         create_backend(f"custom:s2s={s2s_dir},codec={codec_dir}").load()
 
 
+def test_the_codec_digest_ignores_its_model_card_but_not_its_weights(tmp_path):
+    """A model card edit must not make the S2S models trained on the codec refuse it; new weights must."""
+    import json
+
+    from custom_model.s2s_data import codec_digest
+
+    codec_dir = save_tiny_codec(tmp_path / "codec")
+    s2s_dir = save_tiny_s2s(tmp_path / "s2s", card=64)
+    (s2s_dir / "training.json").write_text(json.dumps({"codec_digest": codec_digest(codec_dir)}))
+    (codec_dir / "MODEL_CARD.md").write_text("# a card written after training\n")
+    (codec_dir / "training_curve.md").write_text("| step | PESQ |\n")
+    create_backend(f"custom:s2s={s2s_dir},codec={codec_dir},optimize=eager,slots=1").load()
+    weights = next(p for p in codec_dir.iterdir() if p.suffix in (".pt", ".safetensors"))
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    with pytest.raises(BackendError, match="digest"):
+        create_backend(f"custom:s2s={s2s_dir},codec={codec_dir},optimize=eager,slots=1").load()
+
+
 def test_passes_the_latency_suite_integrity_checks(checkpoints, tmp_path):
     """The real suite, through the runner, on two synthetic clips (tiny random weights: the timings mean nothing)."""
     import subprocess
