@@ -44,6 +44,7 @@ from .gate_files import (  # noqa: F401 - part of the gate's interface
     save_baseline,
 )
 from .report.runs import LATENCY_METRICS, RunData
+from .results import machine_class as machine_class_of_machine
 
 DEFAULT_RULES = ("ttfa.p50:+10%,10ms", "ttfa.p95:+20%,20ms")
 DEFAULT_ALPHA = 0.05
@@ -237,9 +238,7 @@ def wilcoxon_p(base: dict[str, float], cand: dict[str, float]) -> tuple[float, i
 def machine_class(meta: dict[str, Any]) -> tuple:
     """What makes two machines' latencies comparable: CPU model and generation, core count and GPU (not the
     hostname); see :func:`harness.results.machine_class`."""
-    from .results import machine_class as of_machine
-
-    return of_machine(meta.get("machine") or {})
+    return machine_class_of_machine(meta.get("machine") or {})
 
 
 def _data_identity(meta: dict[str, Any]) -> tuple:

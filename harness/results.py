@@ -52,12 +52,13 @@ def machine_info() -> dict:
     from .cpu_features import cpu_features
 
     features = cpu_features()
+    cpuinfo = _read_cpuinfo()
     info = {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
-        "cpu_id": _cpu_id(),
+        "cpu": _cpu_model(cpuinfo),
+        "cpu_id": _cpu_id(cpuinfo),
         "cpu_count": os.cpu_count(),
         "cpu_flags": features["flags"],
         "cpu_flags_source": features["source"],
@@ -104,15 +105,17 @@ def machine_class(info: dict) -> tuple:
     return (info.get("cpu"), info.get("cpu_id"), info.get("cpu_count"), info.get("gpu"))
 
 
-def _cpu_id(text: str | None = None) -> str | None:
+def _read_cpuinfo() -> str | None:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
+def _cpu_id(cpuinfo: str | None) -> str | None:
     """The x86 CPU generation as ``/proc/cpuinfo`` gives it (``family 25 model 17``: Zen 4), or None elsewhere."""
-    if text is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
     fields: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in (cpuinfo or "").splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
         if key in ("vendor_id", "cpu family", "model") and key not in fields:
@@ -125,13 +128,10 @@ def _cpu_id(text: str | None = None) -> str | None:
     return f"{vendor + ' ' if vendor else ''}family {fields['cpu family']} model {fields['model']}"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+def _cpu_model(cpuinfo: str | None) -> str:
+    for line in (cpuinfo or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ..events import read_events
 from ..latency import final_attempts, summarize
-from ..results import SCHEMA, now_iso, slug
+from ..results import SCHEMA, machine_class, now_iso, slug
 from ..storage import StorageError, write_json_atomic
 from .shards import SHARD_METHOD, assign
 
@@ -84,13 +84,6 @@ class ShardRun:
         """Every machine this shard ran on, in order: one per ``run`` line (a resume elsewhere adds one)."""
         found = [ev["machine"] for ev in self.events if ev.get("e") == "run" and ev.get("machine")]
         return found or [self.meta.get("machine") or {}]
-
-
-def machine_class_of(machine: dict) -> tuple:
-    """What must match for timings to be comparable (as the gate's): CPU model and generation, core count, GPU."""
-    from ..results import machine_class
-
-    return machine_class(machine)
 
 
 def read_shard(path: str | Path) -> ShardRun:
@@ -327,7 +320,7 @@ def _machine_of(runs: Sequence[ShardRun]) -> tuple[dict, list[tuple]]:
         for m in r.machines():
             first = first or m
             label = f"{r.shard.get('index')}/{r.shard.get('count')} {','.join(r.backend_keys)}"
-            shards = classes.setdefault(machine_class_of(m), [])
+            shards = classes.setdefault(machine_class(m), [])
             if label not in shards:
                 shards.append(label)
             if m.get("hostname") and m["hostname"] not in hosts:

@@ -230,15 +230,17 @@ def mixed_runs(runs: list[RunData]) -> list[str]:
                 )
             )
         if machine_class(first.meta) != machine_class(run.meta):
-
-            def name(meta: dict) -> str:
-                cpu, cpu_id, count, gpu = machine_class(meta)
-                return (
-                    f"{cpu} ({cpu_id or 'generation not recorded'}, {count} cores{', ' + gpu if gpu else ''})"
-                )
-
-            out.append(f"machine {name(first.meta)} in {first.run_id} vs {name(run.meta)} in {run.run_id}")
+            out.append(
+                f"machine {_machine_label(first.meta)} in {first.run_id} vs {_machine_label(run.meta)} in {run.run_id}"
+            )
     return out
+
+
+def _machine_label(meta: dict) -> str:
+    from ..gate import machine_class
+
+    cpu, cpu_id, count, gpu = machine_class(meta)
+    return f"{cpu} ({cpu_id or 'generation not recorded'}, {count} cores{', ' + gpu if gpu else ''})"
 
 
 def _title(runs: list[RunData], title: str | None) -> str:
