@@ -8,7 +8,9 @@ Each pair becomes one two-stream conversation on the codec's 20 ms frame grid::
 The user track (question, then digital silence until the end) is encoded as one signal, as the streaming encoder
 hears it at inference; the answer is encoded on its own, as the streaming decoder starts fresh on the first answer
 frame. The system stream uses the model's ``silence`` token (id ``card``) outside the answer, so "when to speak" is
-learned from data: ``gap_ms`` after the question's last sample.
+learned from data: ``gap_ms`` after the question's last sample, or with ``trim_silence`` after its last audible
+sample, the answer's own leading silence cut (then the first answer frame is audible ``gap_ms`` after the end of the
+user's speech, the point the harness measures TTFA from).
 
 The cache file name carries a digest of the codec's weights, the layout and the pair ids, so a new codec or new data
 never reuses stale tokens.
@@ -37,6 +39,26 @@ class PairLayout:
     tail_ms: float = 200.0
     max_question_s: float = 12.0
     max_answer_s: float = 12.0
+    trim_silence: bool = False
+    """Place the answer ``gap_ms`` after the question's last audible sample (not its last sample) and cut the
+    answer's leading silence but :data:`ONSET_PREROLL_MS`. Recorded answers (festival-te-nsk) start with 150 ms of
+    silence at the median (290 ms p90; reports/s2s-content.md): untrimmed, a model learns to stay quiet that long,
+    and a codec that decodes silence as silence (codec v2) makes the wait count in TTFA."""
+
+
+ONSET_PREROLL_MS = 10.0
+"""What ``trim_silence`` keeps before an answer's first audible sample (its onset's ramp)."""
+
+
+def speech_bounds(x: np.ndarray, sr: int) -> tuple[int, int] | None:
+    """(first audible sample, one past the last audible sample) by harness.audio's audibility rule, or None."""
+    from harness.audio import first_audible_sample
+
+    first = first_audible_sample(x, sr)
+    if first is None:
+        return None
+    last = first_audible_sample(np.ascontiguousarray(x[::-1]), sr)
+    return first, x.size - (last or 0)
 
 
 @dataclass
@@ -87,13 +109,21 @@ def encode_pair(
     """Encode one pair; returns ``(user [n_q, T], system [n_q, T], answer_start, answer_end)`` in frames."""
     import torch
 
-    hop, card = codec.frame_size, codec.codebook_size
-    frames_per_s = codec.sample_rate / hop
+    hop, card, sr = codec.frame_size, codec.codebook_size, codec.sample_rate
+    frames_per_s = sr / hop
     q_frames = math.ceil(question.size / hop)
+    q_end = q_frames  # the frame after which the gap starts
+    if layout.trim_silence:
+        q_speech, a_speech = speech_bounds(question, sr), speech_bounds(answer, sr)
+        if q_speech is not None:
+            q_end = math.ceil(q_speech[1] / hop)
+        if a_speech is not None:
+            answer = answer[max(0, a_speech[0] - int(round(ONSET_PREROLL_MS / 1000 * sr))) :]
     gap = int(round(layout.gap_ms / 1000 * frames_per_s))
     tail = int(round(layout.tail_ms / 1000 * frames_per_s))
     a_frames = math.ceil(answer.size / hop)
-    total = q_frames + gap + a_frames + tail
+    start = q_end + gap
+    total = max(q_frames, start + a_frames) + tail
     user_wav = np.zeros(total * hop, np.float32)
     user_wav[: question.size] = question
     answer_wav = np.zeros(a_frames * hop, np.float32)
@@ -106,7 +136,6 @@ def encode_pair(
             f"Codec returned {user.shape[-1]}/{answer_codes.shape[-1]} frames for {total}/{a_frames} frames of audio"
         )
     system = torch.full((user.shape[0], total), card, dtype=torch.long)
-    start = q_frames + gap
     system[:, start : start + a_frames] = answer_codes
     return user.numpy().astype(np.int16), system.numpy().astype(np.int16), start, start + a_frames
 

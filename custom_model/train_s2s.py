@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tail-ms", type=float, default=PairLayout.tail_ms, help="silence after the answer")
     p.add_argument(
+        "--trim-silence",
+        action="store_true",
+        help="count the gap from the question's last audible sample and cut the answer's leading silence",
+    )
+    p.add_argument(
         "--cache-dir", type=Path, default=Path(".cache/s2s-tokens"), help="where codec tokens are cached"
     )
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
@@ -204,7 +209,7 @@ def train(args: argparse.Namespace) -> Path:
             cpu_threads=args.threads,
         )
     )
-    layout = PairLayout(gap_ms=args.gap_ms, tail_ms=args.tail_ms)
+    layout = PairLayout(gap_ms=args.gap_ms, tail_ms=args.tail_ms, trim_silence=args.trim_silence)
     if trainer.distributed and not trainer.is_main:
         torch.distributed.barrier()  # rank 0 encodes the pairs and fills the cache; the others then read it
     pairs = prepare_pairs(

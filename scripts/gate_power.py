@@ -58,12 +58,13 @@ PLANTS = {
 silently not happen)."""
 PLANTED_BACKENDS = {"custom": "+25% time per engine tick", "loopback": "+20 ms before the first chunk"}
 DEFAULT_RULESETS = {
-    "default": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
-    "p50-only": "ttfa.p50:+5%,10ms;unanswered:+10pt",
-    "p50-10%": "ttfa.p50:+10%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
+    "default": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt;rtf.p50:+10%,0.02",
+    "ttfa-only": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
+    "ttfa-5ms": "ttfa.p50:+5%,5ms;ttfa.p95:+20%,20ms;unanswered:+10pt",
+    "rtf-5%": "ttfa.p50:+5%,10ms;ttfa.p95:+20%,20ms;unanswered:+10pt;rtf.p50:+5%,0.01",
 }
-"""``default`` is harness.gate_against.AGAINST_RULES; the others show what the p95 rule and a 10% p50 threshold
-cost or buy."""
+"""``default`` is harness.gate_against.AGAINST_RULES; ``ttfa-only`` the defaults before the RTF rule (2026-12-04),
+``ttfa-5ms`` those with a 5 ms floor, ``rtf-5%`` a tighter RTF rule: what each rule costs or buys."""
 
 
 def cpu_name() -> str:

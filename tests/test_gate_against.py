@@ -20,6 +20,7 @@ import pytest
 
 from harness.gate import Verdict, compare, parse_rules, verdict_table, wilcoxon_p
 from harness.gate_against import (
+    AGAINST_RULES,
     EXIT_NOT_COMPARABLE,
     EXIT_REGRESSION,
     NotComparable,
@@ -120,6 +121,38 @@ def test_paired_test_sees_a_shift_that_the_spread_between_utterances_hides_from_
     assert paired.verdict == "worse" and paired.p_mann_whitney == mw.p_value and paired.n_pairs == 16
     table = verdict_table([paired])
     assert "p (paired)" in table and "p (Mann-Whitney)" in table and "Wilcoxon signed-rank" in table
+
+
+def test_the_default_rtf_rule_catches_more_compute_per_frame_but_not_a_dumping_backends_jitter():
+    # Synthetic per-utterance values shaped like the measured gates (reports/gate-power.md): custom's RTF ~0.19
+    # +27% with TTFA +3 ms, loopback's RTF ~0.01 +-20% between its utterances.
+    rng = np.random.default_rng(1)
+    ids = [f"u{i}" for i in range(16)]
+    per_utt = lambda lo, hi: dict(zip(ids, map(float, rng.uniform(lo, hi, 16)), strict=True))  # noqa: E731
+    ttfa, rtf, dump = per_utt(30, 250), per_utt(0.17, 0.23), per_utt(0.008, 0.013)
+    meta = {"backends": [{"key": "custom", "name": "custom"}, {"key": "loopback", "name": "loopback"}]}
+    status = {k: dict.fromkeys(ids, "ok") for k in ("custom", "loopback")}
+
+    def run(custom_ttfa, custom_rtf, loop_rtf):
+        samples = {
+            "custom": {"ttfa_ms": custom_ttfa, "rtf": custom_rtf},
+            "loopback": {"ttfa_ms": dict(ttfa), "rtf": loop_rtf},
+        }
+        return RunData("x", meta, samples, status)
+
+    base = run(ttfa, rtf, dump)
+    slower = run(
+        {u: v + 3.0 + rng.normal(0, 1) for u, v in ttfa.items()},
+        {u: v * 1.27 for u, v in rtf.items()},
+        per_utt(0.008, 0.013),  # fresh jitter, no change
+    )
+    verdicts = {
+        (v.backend, v.rule): v.verdict
+        for v in compare(base, slower, parse_rules(list(AGAINST_RULES)), test="wilcoxon")
+    }
+    assert verdicts[("custom", "ttfa.p50:+5%,10ms")] != "worse"  # 3 ms: under the TTFA floor
+    assert verdicts[("custom", "rtf.p50:+10%,0.02")] == "worse"
+    assert verdicts[("loopback", "rtf.p50:+10%,0.02")] != "worse"  # past 10% at times, never past the floor
 
 
 def test_wilcoxon_needs_two_nonzero_differences():

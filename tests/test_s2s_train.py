@@ -10,7 +10,7 @@ from s2s_fixtures import save_tiny_codec, write_toy_pairs
 
 from custom_model import train_s2s
 from custom_model.s2s import S2SModel
-from custom_model.s2s_data import PairLayout, prepare_pairs
+from custom_model.s2s_data import PairLayout, encode_pair, load_codec, prepare_pairs, speech_bounds
 
 
 def test_pairs_are_encoded_once_with_silence_then_answer(tmp_path):
@@ -39,6 +39,30 @@ def test_pairs_are_encoded_once_with_silence_then_answer(tmp_path):
     )
     assert other[0].answer_start == q_frames + 10
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # a new layout never reuses stale tokens
+
+
+def test_trim_silence_counts_the_gap_from_the_voice_on_both_sides(tmp_path):
+    # Tiny random codec (names the fake): only the frame arithmetic of the layout is checked here.
+    codec = load_codec(save_tiny_codec(tmp_path / "codec"))
+    rng = np.random.default_rng(0)
+    voice = lambda s: (0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32)  # noqa: E731
+    quiet = lambda s: np.zeros(int(s * 16000), np.float32)  # noqa: E731
+    question = np.concatenate([voice(0.2), quiet(0.3)])  # 300 ms of trailing silence
+    answer = np.concatenate([quiet(0.2), voice(0.2)])  # 200 ms of leading silence
+    assert speech_bounds(question, 16000) == (0, 3200)
+    assert speech_bounds(quiet(0.1), 16000) is None
+
+    _, system, start, end = encode_pair(codec, question, answer, PairLayout(gap_ms=100, tail_ms=60))
+    assert (start, end) == (25 + 5, 25 + 5 + 20)  # untrimmed: after the file's last sample, silence included
+    user, system, start, end = encode_pair(
+        codec, question, answer, PairLayout(gap_ms=100, tail_ms=60, trim_silence=True)
+    )
+    assert start == 10 + 5  # 100 ms after the question's last audible sample, inside its trailing silence
+    assert end - start == 11  # the answer from 10 ms before its first audible sample: 210 ms = 11 frames
+    assert (
+        user.shape[1] == system.shape[1] == end + 3
+    )  # the question's 25 frames fit; 60 ms tail after the answer
+    assert (system[:, :start] == 64).all() and (system[:, end:] == 64).all()
 
 
 def test_tiny_model_trains_resumes_and_exports(tmp_path):

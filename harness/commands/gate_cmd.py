@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
         action="append",
         default=[],
         metavar="RULE",
-        help="gate rule (repeatable); default: ttfa.p50:+10%%,10ms and ttfa.p95:+20%%,20ms",
+        help="gate rule (repeatable); default: ttfa.p50:+10%%,10ms and ttfa.p95:+20%%,20ms; with --against: "
+        "ttfa.p50:+5%%,10ms, ttfa.p95:+20%%,20ms, unanswered:+10pt and rtf.p50:+10%%,0.02",
     )
     p.add_argument("--alpha", type=float, default=None, help="Mann-Whitney significance level (default 0.05)")
     p.add_argument(
