@@ -148,6 +148,13 @@ class CustomBackend(Backend):
             "listening and may answer again, until the harness closes it (endpointing=system, turn-taking)",
             choices=("one", "many"),
         ),
+        "workers": Option(
+            int,
+            0,
+            "batched engine: serve from this many worker processes, each with its own GIL and batch; sessions go "
+            "to the least busy (0 = a thread of this process)",
+            min=0,
+        ),
         "slots": Option(
             int,
             0,
@@ -233,18 +240,32 @@ class CustomBackend(Backend):
         from custom_model.engine.variants import VariantUnavailable
 
         o = self.opts
+        slots = o["slots"] or default_slots(self.model.config, self.dtype)
+        kwargs = dict(
+            optimize=o["optimize"],
+            temperature=o["temperature"],
+            top_k=o["top_k"],
+            device=self.device,
+            dtype=self.dtype,
+            threads=max(1, o["threads"]),
+        )
+        if o["workers"]:
+            from custom_model.engine.process import EngineWorkerError, ProcessEngine
+
+            try:
+                return ProcessEngine(
+                    self.model,
+                    self.codec,
+                    self.silence_codes[0],
+                    workers=o["workers"],
+                    max_slots=max(1, -(-slots // o["workers"])),
+                    **kwargs,
+                )
+            except EngineWorkerError as exc:
+                raise BackendError(f"custom: the engine workers could not start: {exc}") from None
         try:
             engine = Engine(
-                self.model,
-                frame_codec(self.codec),
-                self.silence_codes[0],
-                max_slots=o["slots"] or default_slots(self.model.config, self.dtype),
-                optimize=o["optimize"],
-                temperature=o["temperature"],
-                top_k=o["top_k"],
-                device=self.device,
-                dtype=self.dtype,
-                threads=max(1, o["threads"]),
+                self.model, frame_codec(self.codec), self.silence_codes[0], max_slots=slots, **kwargs
             )
         except VariantUnavailable as exc:
             raise BackendError(f"custom: optimize={o['optimize']} cannot run here: {exc}") from None
@@ -254,7 +275,11 @@ class CustomBackend(Backend):
     def describe(self) -> dict[str, Any]:
         info = _dtype.describe_dtype(super().describe(), getattr(self, "dtype_choice", None))
         if self.engine is not None:
-            info["engine"] = {"variant": self.engine.variant, "slots": self.engine.max_slots}
+            info["engine"] = {
+                "variant": self.engine.variant,
+                "slots": self.engine.max_slots,
+                "workers": len(getattr(self.engine, "workers", ())),
+            }
         return info
 
     def warmup(self) -> None:

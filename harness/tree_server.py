@@ -58,12 +58,23 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 
 class TreeServer:
-    """``s2s-bench serve --backend SPEC`` from ``tree``, on a free port of 127.0.0.1, logging to ``log``."""
+    """``s2s-bench serve --backend SPEC`` from ``tree``, on a free port of 127.0.0.1, logging to ``log``.
+
+    ``tree=None``: the installed harness this process runs (``python -m harness.cli serve``), from the current
+    folder; the load suite serves each backend this way. ``serve_args``: more options of ``s2s-bench serve``.
+    """
 
     def __init__(
-        self, tree: str | Path, spec: str, log: str | Path, label: str, extra_env: dict | None = None
+        self,
+        tree: str | Path | None,
+        spec: str,
+        log: str | Path,
+        label: str,
+        extra_env: dict | None = None,
+        serve_args: tuple[str, ...] = (),
     ):
-        self.tree = Path(tree).resolve()
+        self.tree = None if tree is None else Path(tree).resolve()
+        self.serve_args = tuple(serve_args)
         self.spec = spec  # revealed: the server needs any secret the spec holds; never printed (label is)
         self.log = Path(log)
         self.label = label
@@ -79,7 +90,8 @@ class TreeServer:
 
     def _env(self) -> dict:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(self.tree), *filter(None, [env.get("PYTHONPATH")])])
+        if self.tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(self.tree), *filter(None, [env.get("PYTHONPATH")])])
         env.update(self.extra_env)
         return env
 
@@ -87,13 +99,16 @@ class TreeServer:
         """Start the server and wait until ``/health`` answers (the backend is loaded and warmed up by then)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        argv = [sys.executable, "-c", BOOTSTRAP, str(self.tree), "serve", "--backend", self.spec]
-        argv += ["--host", LOCALHOST, "--port", str(self.port), "--log-level", "warning"]
+        if self.tree is None:
+            argv = [sys.executable, "-m", "harness.cli", "serve", "--backend", self.spec]
+        else:
+            argv = [sys.executable, "-c", BOOTSTRAP, str(self.tree), "serve", "--backend", self.spec]
+        argv += ["--host", LOCALHOST, "--port", str(self.port), "--log-level", "warning", *self.serve_args]
         t0 = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 argv,
-                cwd=self.tree,
+                cwd=self.tree or os.getcwd(),
                 env=self._env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -149,9 +164,10 @@ class TreeServer:
 
     def describe(self) -> dict:
         """How this side was run, for the gate's report and the split run's ``run.json``."""
+        where = f"from {self.tree}" if self.tree is not None else "(this install) in its own process"
         return {
-            "tree": str(self.tree),
-            "served_by": f"s2s-bench serve from {self.tree} on {self.url} (python {sys.executable})",
+            "tree": None if self.tree is None else str(self.tree),
+            "served_by": f"s2s-bench serve {where} on {self.url} (python {sys.executable})",
             "url": self.url,
             "log": str(self.log),
             "load_s": self.load_s,

@@ -150,3 +150,29 @@ def test_load_ramps_two_backends_side_by_side_and_prices_a_user_hour(tmp_path):
         assert fast["cost_per_user_hour"] == pytest.approx(0.49 / fast["capacity"])
     table = (tmp_path / "load" / "load.md").read_text()
     assert f"${0.49 / fast['capacity']:.4f} per user-hour" in table or fast["capacity"] == 0
+
+
+def test_load_serves_each_backend_in_its_own_process_or_on_request_in_a_thread(tmp_path):
+    from harness.cli import main
+
+    common = ["--levels", "1", "--rounds", "1", "--pacing", "fast"]
+    for server, says in (
+        ("process", "in its own process"),
+        ("thread", "in a thread of the measuring process"),
+    ):
+        out = tmp_path / server
+        assert main(["load", "--backend", "loopback", *common, "--server", server, "--out", str(out)]) == 0
+        report = json.loads((out / "load.json").read_text())
+        assert report["server"] == server and report["backends"][0]["levels"][0]["n_ok"] == 1
+        assert says in (out / "load.md").read_text()
+    assert (tmp_path / "process" / "b0-server.log").is_file()  # the served process's own log
+
+
+def test_load_names_a_backend_whose_server_cannot_start(tmp_path, capsys):
+    from harness.cli import main
+
+    bad = "custom:s2s=" + str(tmp_path / "no-such-checkpoint")
+    code = main(["load", "--backend", bad, "--levels", "1", "--rounds", "1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "exited with code" in err and "checkpoint files not found" in err

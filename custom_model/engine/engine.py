@@ -284,6 +284,23 @@ class Engine:
             self.live.append(s)
             self.state.reset(s.slot, s.policy.seed)
 
+    def collect(self) -> tuple[list[EngineSession], list[tuple[np.ndarray | None, bool]]] | None:
+        """Under the lock: free and admit slots, then the runnable sessions and their frames (None: no work)."""
+        self._admit_and_free()
+        batch = [s for s in self.live if s.runnable()]
+        if not batch:
+            return None
+        return batch, [s.take_frame() for s in batch]
+
+    def fail(self, exc: BaseException) -> None:
+        """Every open session learns of ``exc`` (the engine is unusable from now on)."""
+        with self.cond:
+            self.error = exc
+            for s in self.live + self.waiting:
+                if not s.finished:
+                    s.finished = True
+                    s.emit("error", exc)
+
     def _loop(self) -> None:
         try:
             with torch.inference_mode():
@@ -292,20 +309,13 @@ class Engine:
                         while True:
                             if self._stop:
                                 return
-                            self._admit_and_free()
-                            batch = [s for s in self.live if s.runnable()]
-                            if batch:
+                            work = self.collect()
+                            if work is not None:
                                 break
                             self.cond.wait(0.5)
-                        frames = [s.take_frame() for s in batch]
-                    self.tick(batch, frames)
+                    self.tick(*work)
         except BaseException as exc:  # every open session learns of it
-            with self.cond:
-                self.error = exc
-                for s in self.live + self.waiting:
-                    if not s.finished:
-                        s.finished = True
-                        s.emit("error", exc)
+            self.fail(exc)
 
     def _rows(self, slots: list[int]) -> tuple[int, torch.Tensor | None]:
         """Prepared batch size for ``slots`` and the gather index (None: use the views ``[:size]``).

@@ -161,6 +161,13 @@ def add_load_parser(subparsers) -> None:
     p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
     p.add_argument("--max-total-s", type=float, default=1800.0, help="stop ramping after this many seconds")
     p.add_argument(
+        "--server",
+        choices=("process", "thread"),
+        default="process",
+        help="serve each BACKEND with `s2s-bench serve` in its own process (default, as deployed) or in a "
+        "thread of this one (server and load client then share one GIL)",
+    )
+    p.add_argument(
         "--out", default="reports/runs/load", help="output folder (load.json, load.md, one run per level)"
     )
     p.set_defaults(func=run_load)
@@ -208,6 +215,7 @@ def run_load(args) -> int:
                 price_per_hour=args.price_per_hour,
                 out=args.out,
                 progress=True,
+                server=args.server,
             )
             print(report.table())
     except (ValueError, BackendError, ModuleNotFoundError) as exc:

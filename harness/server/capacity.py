@@ -1,7 +1,10 @@
 """Capacity and cost: ramp concurrent users on one or more backends, side by side in one run, until each breaks.
 
 Each backend is served on 127.0.0.1 (one server each, all loaded before anything is timed) and measured through
-the ``remote`` backend, so every number is the harness's own clock on the client side of the socket. Levels run
+the ``remote`` backend, so every number is the harness's own clock on the client side of the socket. By default
+each server is ``s2s-bench serve`` in its own process (``server="process"``), as it is deployed: in the measuring
+process (``server="thread"``) the server's event loop and the load client's threads share one GIL, and the
+client's work shows up as the server's latency. Levels run
 in order; at each level the backends still ramping take turns (the order alternates from level to level, so slow
 drift of the machine hits both alike), one at a time, so they never compete for the CPU. A backend stops at its
 first level that is not *within budget* (p95 TTFA above ``budget_ms``, a stall, or an error); its capacity is the
@@ -49,6 +52,7 @@ class CapacityReport:
     price_per_hour: float | None
     backends: list[BackendCapacity]
     machine: dict = field(default_factory=dict)
+    server: str = "process"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -87,13 +91,22 @@ class CapacityReport:
                     else f", no cost per user-hour (capacity 0) at ${self.price_per_hour:g}/h"
                 )
             if b.engine:
-                line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots)"
+                workers = b.engine.get("workers")
+                where = f", {workers} worker processes" if workers else ", in the server's process"
+                line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots{where})"
             if b.stopped:
                 line += f"; stopped: {b.stopped}"
             rows.append(line)
         rows.append(
             f"\nWithin budget: p95 TTFA <= {self.budget_ms:g} ms, no stalls, no errors, at that level and every "
-            f"level below ({self.pacing} pacing, {self.data})."
+            f"level below ({self.pacing} pacing, {self.data}). "
+            + (
+                "Each backend served by `s2s-bench serve` in its own process on 127.0.0.1; the load client in "
+                "another, on the same machine."
+                if self.server == "process"
+                else "Each backend served in a thread of the measuring process (server and load client share "
+                "one GIL)."
+            )
         )
         return "\n".join(rows)
 
@@ -123,12 +136,17 @@ def run_capacity(
     price_per_hour: float | None = None,
     out: str | Path = "reports/runs/load",
     progress: bool = False,
+    server: str = "process",
 ) -> CapacityReport:
-    """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``."""
-    from ..backend import BackendSpec
+    """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``.
+
+    ``server``: ``process`` (each backend served by ``s2s-bench serve`` in its own process) or ``thread`` (in
+    this process)."""
+    from ..backend import BackendError, BackendSpec
     from ..data import load_utterances
     from ..results import machine_info
     from ..runner import run_benchmark
+    from ..tree_server import ServeError, TreeServer
     from .limits import ServerLimits
     from .serving import ServerThread, load_backend
 
@@ -142,6 +160,8 @@ def run_capacity(
         raise ValueError(
             f"Expected --price-per-hour > 0 (dollars per machine-hour) but got {price_per_hour!r}"
         )
+    if server not in ("process", "thread"):
+        raise ValueError(f"Expected server 'process' or 'thread' but got {server!r}")
     levels = tuple(sorted(set(levels)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,14 +171,28 @@ def run_capacity(
         raise ValueError(f"No utterances in {data!r}" + (f" (split {split})" if split else ""))
     servers, ramps, keys, loaded = [], [], [], []
     try:
-        for spec in backends:
-            backend = load_backend(spec)
-            loaded.append(backend)
-            engine = getattr(backend, "engine", None)
-            info = {"variant": engine.variant, "slots": engine.max_slots} if engine is not None else None
-            server = ServerThread(backend, ServerLimits(max_sessions=max(levels) + 4)).start()
-            servers.append(server)
-            remote = f"remote:url={server.url},format={wire_format}"
+        for b, spec in enumerate(backends):
+            if server == "process":
+                served = TreeServer(
+                    None,
+                    spec,
+                    out / f"b{b}-server.log",
+                    label=f"load: {spec}",
+                    serve_args=("--max-sessions", str(max(levels) + 4)),
+                )
+                servers.append(served)
+                try:
+                    served.start()
+                except ServeError as exc:
+                    raise BackendError(str(exc)) from None
+                info = (served.health.get("backend") or {}).get("engine")
+            else:
+                backend = load_backend(spec)
+                loaded.append(backend)
+                served = ServerThread(backend, ServerLimits(max_sessions=max(levels) + 4)).start()
+                servers.append(served)
+                info = backend.describe().get("engine")
+            remote = f"remote:url={served.url},format={wire_format}"
             keys.append(str(BackendSpec.parse(remote)))
             ramps.append(BackendCapacity(backend=spec, engine=info))
         t_start = time.monotonic()
@@ -172,6 +206,12 @@ def run_capacity(
                     continue
                 if time.monotonic() - t_start > max_total_s:
                     ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
+                    continue
+                if isinstance(servers[b], TreeServer) and not servers[b].alive():
+                    ramp.stopped = (
+                        f"its server exited (code {servers[b].proc.returncode}) before {n} users; "
+                        f"log: {servers[b].log}"
+                    )
                     continue
                 run_dir = out / f"b{b}-c{n:03d}"
                 if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
@@ -203,8 +243,8 @@ def run_capacity(
                         why.append(f"{level.n_failed} errors")
                     ramp.stopped = f"{', '.join(why) or 'not within budget'} at {n} users"
     finally:
-        for server in servers:
-            server.stop()
+        for served in servers:
+            served.stop()
         for backend in loaded:
             backend.shutdown()
     report = CapacityReport(
@@ -214,6 +254,7 @@ def run_capacity(
         price_per_hour=price_per_hour,
         backends=ramps,
         machine=machine_info(),
+        server=server,
     )
     (out / "load.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     (out / "load.md").write_text(report.table() + "\n", encoding="utf-8")
