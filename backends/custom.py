@@ -148,6 +148,20 @@ class CustomBackend(Backend):
             "listening and may answer again, until the harness closes it (endpointing=system, turn-taking)",
             choices=("one", "many"),
         ),
+        "lookahead_ms": Option(
+            float,
+            0.0,
+            "batched engine: keep at most this much answer audio ahead of real time, then wait for the clock (0 = "
+            "as fast as ticks go; the tokens do not change, only when they are computed)",
+            min=0,
+        ),
+        "prebuffer_ms": Option(
+            float,
+            20.0,
+            "batched engine: send the first audio once this much of the answer is ready (20 = one frame: at once); "
+            "more absorbs jitter under load at the cost of first-audio time",
+            min=20,
+        ),
         "workers": Option(
             int,
             0,
@@ -338,6 +352,12 @@ class _EngineSession(Session):
             force_answer=backend.latency_only,
             seed=backend.opts["seed"],
             conversation=backend.opts["turns"] == "many",
+            lookahead_frames=int(
+                round(backend.opts["lookahead_ms"] / 1000 * backend.model.config.frame_rate)
+            ),
+            prebuffer_frames=max(
+                1, int(round(backend.opts["prebuffer_ms"] / 1000 * backend.model.config.frame_rate))
+            ),
         )
         self.output = OutputQueue()
         self._audio_marked = False

@@ -293,3 +293,63 @@ def test_onnxruntime_variant_on_codec_v2_is_identical_to_eager(tiny_v2, tmp_path
     result = parity(engine, engine.runner, candidate, steps=200)
     assert result["identical"], result
     assert result["max_audio_diff"] < 1e-3
+
+
+def test_lookahead_paces_the_answer_to_the_clock_without_changing_it(tiny):
+    """With lookahead_frames=N the answer's audio runs at most N frames ahead of real time; the audio is the same."""
+    audio = toy_wave(0.3, 250, 1)
+    policy = dict(end_silence_frames=2, max_answer_frames=15, max_wait_frames=10, force_answer=True, seed=5)
+    free = make_engine(tiny, temperature=1.0, max_slots=2).start()
+    expected = run_engine_sessions(free, [audio], [0.0], policy)[0]
+    free.stop()
+
+    engine = make_engine(tiny, temperature=1.0, max_slots=2).start()
+    stamps, out, done = [], [], threading.Event()
+
+    def emit(kind, payload):
+        if kind == "audio":
+            stamps.append(time.monotonic())
+            out.append(payload)
+        elif kind in ("done", "error"):
+            done.set()
+
+    session = engine.open(TurnPolicy(**policy, lookahead_frames=3), emit)
+    session.push(audio)
+    session.end_input()
+    assert done.wait(60)
+    engine.stop()
+    np.testing.assert_allclose(np.concatenate(out), expected, atol=1e-5)
+    # frame k (k >= 3) may not be computed before t0 + (k - 3) x 20 ms: the last of 15 no sooner than 11 x 20 ms
+    assert len(stamps) == 15
+    assert stamps[-1] - stamps[0] >= 11 * 0.020 - 1e-3
+
+
+def test_prebuffer_holds_the_first_frames_back_and_loses_none(tiny):
+    """prebuffer_frames=K: the first K answer frames arrive together, later ones one by one; the audio is the
+    same, and an answer shorter than K frames is sent whole."""
+    audio = toy_wave(0.3, 250, 1)
+    for answer, k in ((12, 4), (3, 5)):
+        policy = dict(
+            end_silence_frames=2, max_answer_frames=answer, max_wait_frames=10, force_answer=True, seed=5
+        )
+        plain = make_engine(tiny, temperature=1.0, max_slots=2).start()
+        expected = run_engine_sessions(plain, [audio], [0.0], policy)[0]
+        plain.stop()
+        engine = make_engine(tiny, temperature=1.0, max_slots=2).start()
+        ticks, done = [], threading.Event()
+
+        def emit(kind, payload, engine=engine, ticks=ticks, done=done):
+            if kind == "audio":
+                ticks.append((engine.ticks, payload))
+            elif kind in ("done", "error"):
+                done.set()
+
+        session = engine.open(TurnPolicy(**policy, prebuffer_frames=k), emit)
+        session.push(audio)
+        session.end_input()
+        assert done.wait(60)
+        engine.stop()
+        np.testing.assert_allclose(np.concatenate([p for _, p in ticks]), expected, atol=1e-5)
+        first = min(k, answer)
+        assert len({t for t, _ in ticks[:first]}) == 1  # sent in one tick
+        assert len({t for t, _ in ticks[first - 1 :]}) == len(ticks) - first + 1  # then one per tick

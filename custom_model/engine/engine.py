@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,6 +60,16 @@ class TurnPolicy:
     seed: int | None = 0
     conversation: bool = False
     """After an answer the session goes on listening and may answer again, until closed (TurnTracker)."""
+    lookahead_frames: int = 0
+    """0: once its input has ended, the session steps at every tick, as far ahead of real time as ticks go;
+    N > 0: it keeps at most N frames of answer audio ahead of real time (counted from its first audio frame) and
+    then waits for the clock, so a loaded engine steps everyone in one batch per frame instead of spending its
+    time on audio nobody will hear for seconds. Tokens do not change, only when they are computed."""
+    prebuffer_frames: int = 1
+    """The first audio is sent once this many answer frames are ready (1: at once). A player starts with the
+    first frame it gets, so under load, when a tick takes most of a frame's 20 ms, the second frame can come too
+    late and the answer stalls at its start; holding back K frames absorbs up to K - 1 frames of jitter and costs
+    the first audio up to K - 1 ticks. The harness's clock sees the first audio when it arrives, so TTFA pays."""
 
 
 def prepared_sizes(max_slots: int) -> list[int]:
@@ -106,6 +117,10 @@ class EngineSession:
         self.slot: int | None = None
         self.steps = 0
         self.marked_token = False
+        self.audio_frames = 0
+        self.audio_t0: float | None = None
+        self._held: list[np.ndarray] = []
+        self.frame_s = engine.codec.frame_size / engine.codec.sample_rate
         self.tracker = TurnTracker(
             engine.config.silence_id,
             policy.end_silence_frames,
@@ -141,8 +156,24 @@ class EngineSession:
             self.engine.cond.notify_all()
 
     # -- engine thread only (under the engine's lock) ----------------------------------------------------------
-    def runnable(self) -> bool:
-        return not self.finished and not self.closed and (bool(self._frames) or self.input_ended)
+    def runnable(self, now: float) -> bool:
+        if self.finished or self.closed:
+            return False
+        if self._frames:
+            return True
+        return self.input_ended and self.ready_at() <= now
+
+    def flush_held(self) -> None:
+        for pcm in self._held:
+            self.emit("audio", pcm)
+        self._held = []
+
+    def ready_at(self) -> float:
+        """When this session may step again with no input (``-inf``: now; see ``TurnPolicy.lookahead_frames``)."""
+        ahead = self.policy.lookahead_frames
+        if not ahead or self.audio_t0 is None or self.audio_frames < ahead:
+            return float("-inf")
+        return self.audio_t0 + (self.audio_frames - ahead) * self.frame_s
 
     def take_frame(self) -> tuple[np.ndarray | None, bool]:
         """(the next input frame or None for silence after the input, whether input has ended for this step)."""
@@ -285,12 +316,20 @@ class Engine:
             self.state.reset(s.slot, s.policy.seed)
 
     def collect(self) -> tuple[list[EngineSession], list[tuple[np.ndarray | None, bool]]] | None:
-        """Under the lock: free and admit slots, then the runnable sessions and their frames (None: no work)."""
+        """Under the lock: free and admit slots, then the runnable sessions and their frames (None: no work;
+        :meth:`idle_s` then says how long until a session waiting for the clock may step)."""
         self._admit_and_free()
-        batch = [s for s in self.live if s.runnable()]
+        now = time.monotonic()
+        batch = [s for s in self.live if s.runnable(now)]
         if not batch:
             return None
         return batch, [s.take_frame() for s in batch]
+
+    def idle_s(self, longest: float = 0.5) -> float:
+        """Under the lock: how long to wait for input before a session held by its lookahead may step."""
+        now = time.monotonic()
+        waits = [s.ready_at() - now for s in self.live if s.input_ended and not (s.finished or s.closed)]
+        return max(0.0, min([longest, *waits]))
 
     def fail(self, exc: BaseException) -> None:
         """Every open session learns of ``exc`` (the engine is unusable from now on)."""
@@ -312,7 +351,7 @@ class Engine:
                             work = self.collect()
                             if work is not None:
                                 break
-                            self.cond.wait(0.5)
+                            self.cond.wait(self.idle_s())
                     self.tick(*work)
         except BaseException as exc:  # every open session learns of it
             self.fail(exc)
@@ -362,7 +401,10 @@ class Engine:
                 s.emit("first_token", None)
             if s.steps > 1 and s.tracker.observe(frame_l[i][0]):
                 decode.append(i)
-            elif s.tracker.ended:
+                continue
+            if s._held:  # the answer stopped before the prebuffer filled: send what there is
+                s.flush_held()
+            if s.tracker.ended:
                 s.finished = True
                 s.emit("done", None)
         if decode:
@@ -383,9 +425,18 @@ class Engine:
             outputs = self.runner.decode(st.decode_inputs_rows(frames, keep, rows))
             pcm = st.commit_decode_rows(outputs, rows, len(decode))
         audio = pcm[: len(decode)].float().cpu().numpy()
+        now = time.monotonic()
         for j, i in enumerate(decode):
             s = batch[i]
-            s.emit("audio", audio[j].copy())
+            if s.audio_t0 is None:
+                s.audio_t0 = now
+            s.audio_frames += 1
+            if s.audio_frames <= s.policy.prebuffer_frames:
+                s._held.append(audio[j].copy())
+                if s.audio_frames == s.policy.prebuffer_frames or s.tracker.ended:
+                    s.flush_held()
+            else:
+                s.emit("audio", audio[j].copy())
             if s.tracker.ended:
                 s.finished = True
                 s.emit("done", None)

@@ -140,7 +140,11 @@ def _worker_main(conn, blob: bytes) -> None:  # pragma: no cover - runs in the c
             busy = False
             while True:
                 # drain what arrived; wait only when no session can step
-                timeout = 0.0 if busy else 0.5
+                if busy:
+                    timeout = 0.0
+                else:
+                    with engine.cond:
+                        timeout = engine.idle_s()
                 while conn.poll(timeout):
                     if not handle(conn.recv()):
                         return
