@@ -157,14 +157,14 @@ class CustomBackend(Backend):
         ),
         "prebuffer_ms": Option(
             float,
-            20.0,
+            60.0,
             "batched engine: send the first audio once this much of the answer is ready (20 = one frame: at once); "
-            "more absorbs jitter under load at the cost of first-audio time",
+            "more absorbs jitter under load at the cost of first-audio time (reports/engine.md)",
             min=20,
         ),
         "workers": Option(
             int,
-            0,
+            1,
             "batched engine: serve from this many worker processes, each with its own GIL and batch; sessions go "
             "to the least busy (0 = a thread of this process)",
             min=0,

@@ -324,11 +324,12 @@ def test_lookahead_paces_the_answer_to_the_clock_without_changing_it(tiny):
     assert stamps[-1] - stamps[0] >= 11 * 0.020 - 1e-3
 
 
-def test_prebuffer_holds_the_first_frames_back_and_loses_none(tiny):
-    """prebuffer_frames=K: the first K answer frames arrive together, later ones one by one; the audio is the
-    same, and an answer shorter than K frames is sent whole."""
+def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny):
+    """prebuffer_frames=K on a loaded engine: the first K answer frames arrive together, later ones one by one;
+    the audio is the same, and an answer shorter than K frames is sent whole. On an engine whose ticks are
+    faster than ``prebuffer_tick_s`` nothing is held."""
     audio = toy_wave(0.3, 250, 1)
-    for answer, k in ((12, 4), (3, 5)):
+    for answer, k, tick_s in ((12, 4, 0.0), (3, 5, 0.0), (12, 4, 3600.0)):
         policy = dict(
             end_silence_frames=2, max_answer_frames=answer, max_wait_frames=10, force_answer=True, seed=5
         )
@@ -344,12 +345,12 @@ def test_prebuffer_holds_the_first_frames_back_and_loses_none(tiny):
             elif kind in ("done", "error"):
                 done.set()
 
-        session = engine.open(TurnPolicy(**policy, prebuffer_frames=k), emit)
+        session = engine.open(TurnPolicy(**policy, prebuffer_frames=k, prebuffer_tick_s=tick_s), emit)
         session.push(audio)
         session.end_input()
         assert done.wait(60)
         engine.stop()
         np.testing.assert_allclose(np.concatenate([p for _, p in ticks]), expected, atol=1e-5)
-        first = min(k, answer)
+        first = min(k, answer) if tick_s == 0.0 else 1
         assert len({t for t, _ in ticks[:first]}) == 1  # sent in one tick
         assert len({t for t, _ in ticks[first - 1 :]}) == len(ticks) - first + 1  # then one per tick

@@ -66,10 +66,15 @@ class TurnPolicy:
     then waits for the clock, so a loaded engine steps everyone in one batch per frame instead of spending its
     time on audio nobody will hear for seconds. Tokens do not change, only when they are computed."""
     prebuffer_frames: int = 1
-    """The first audio is sent once this many answer frames are ready (1: at once). A player starts with the
-    first frame it gets, so under load, when a tick takes most of a frame's 20 ms, the second frame can come too
-    late and the answer stalls at its start; holding back K frames absorbs up to K - 1 frames of jitter and costs
-    the first audio up to K - 1 ticks. The harness's clock sees the first audio when it arrives, so TTFA pays."""
+    """The first audio is sent once this many answer frames are ready (1: at once), when the engine is loaded
+    (``prebuffer_tick_s``). A player starts with the first frame it gets, so under load, when a tick takes most of
+    a frame's 20 ms, the second frame can come too late and the answer stalls at its start; holding back K frames
+    absorbs up to K - 1 frames of jitter and costs the first audio up to K - 1 ticks. The harness's clock sees the
+    first audio when it arrives, so TTFA pays."""
+    prebuffer_tick_s: float = 0.010
+    """Hold back only when the engine's recent tick time (a moving average) is at least this long when the
+    answer's first frame is decoded: with ticks under half a frame the answer runs ahead at 2x real time or more
+    and cannot stall at its start, so the first audio goes at once. 0: always hold back."""
 
 
 def prepared_sizes(max_slots: int) -> list[int]:
@@ -120,6 +125,7 @@ class EngineSession:
         self.audio_frames = 0
         self.audio_t0: float | None = None
         self._held: list[np.ndarray] = []
+        self.hold_frames = 1
         self.frame_s = engine.codec.frame_size / engine.codec.sample_rate
         self.tracker = TurnTracker(
             engine.config.silence_id,
@@ -230,6 +236,7 @@ class Engine:
         self.live: list[EngineSession] = []  # live[i] sits in slot i
         self.waiting: list[EngineSession] = []
         self.ticks = 0
+        self.tick_s = 0.0
         self._stop = False
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -370,7 +377,13 @@ class Engine:
         return size, torch.tensor(slots + [slots[0]] * (size - n), device=self.device)
 
     def tick(self, batch: list[EngineSession], frames: list[tuple[np.ndarray | None, bool]]) -> None:
-        """One step of every session in ``batch`` with its frame (None: silence after the input)."""
+        """One step of every session in ``batch`` with its frame (None: silence after the input); ``tick_s``
+        follows how long ticks take (a moving average over about the last 20)."""
+        t0 = time.perf_counter()
+        self._tick(batch, frames)
+        self.tick_s += 0.05 * (time.perf_counter() - t0 - self.tick_s)
+
+    def _tick(self, batch: list[EngineSession], frames: list[tuple[np.ndarray | None, bool]]) -> None:
         st, c = self.state, self.config
         slots = [s.slot for s in batch]
         size, rows = self._rows(slots)
@@ -430,10 +443,12 @@ class Engine:
             s = batch[i]
             if s.audio_t0 is None:
                 s.audio_t0 = now
+                loaded = self.tick_s >= s.policy.prebuffer_tick_s
+                s.hold_frames = s.policy.prebuffer_frames if loaded else 1
             s.audio_frames += 1
-            if s.audio_frames <= s.policy.prebuffer_frames:
+            if s.audio_frames <= s.hold_frames:
                 s._held.append(audio[j].copy())
-                if s.audio_frames == s.policy.prebuffer_frames or s.tracker.ended:
+                if s.audio_frames == s.hold_frames or s.tracker.ended:
                     s.flush_held()
             else:
                 s.emit("audio", audio[j].copy())

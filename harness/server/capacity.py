@@ -92,7 +92,11 @@ class CapacityReport:
                 )
             if b.engine:
                 workers = b.engine.get("workers")
-                where = f", {workers} worker processes" if workers else ", in the server's process"
+                where = (
+                    f", {workers} worker process{'es' if workers > 1 else ''}"
+                    if workers
+                    else ", in the server's process"
+                )
                 line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots{where})"
             if b.stopped:
                 line += f"; stopped: {b.stopped}"
