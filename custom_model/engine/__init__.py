@@ -6,7 +6,8 @@
 - :mod:`.slots`: the preallocated per-slot state and one tick's host work;
 - :mod:`.variants`: eager, TorchScript, ``torch.compile``, ONNX Runtime, INT8, bf16/fp16 (``optimize=``);
 - :mod:`.select`: parity checks and ``optimize=auto``;
-- :mod:`.engine`: the engine thread, sessions joining and leaving at any tick.
+- :mod:`.engine`: the engine thread, sessions joining and leaving at any tick;
+- :mod:`.process`: the engine in worker processes, each with its own GIL and batch (``custom:workers=N``).
 """
 
 from .codec_api import FrameCodec, SeanetFrameCodec, V2FrameCodec, check_frame_codec, frame_codec
