@@ -63,13 +63,11 @@ class _Module:
 
 @dataclass
 class _Spec:
-    """What a worker needs to build its engine (sent pickled, the weights by value)."""
+    """The model a worker serves (sent pickled, the weights by value; the same bytes for every worker)."""
 
     model: _Module
     codec: _Module
     silence_codes: object
-    kwargs: dict
-    threads: int
 
 
 def _serialise(spec: _Spec) -> bytes:
@@ -80,20 +78,21 @@ def _serialise(spec: _Spec) -> bytes:
     return buf.getvalue()
 
 
-def _worker_main(conn, blob: bytes) -> None:  # pragma: no cover - runs in the child (covered by its tests)
-    """The worker process: build the engine, say ready, then loop: commands in, one tick, events out."""
+def _worker_main(conn, blob: bytes, kwargs: dict) -> None:  # pragma: no cover - runs in the child (tested)
+    """The worker process: build the engine (``kwargs``: :class:`~custom_model.engine.Engine`'s), say ready,
+    then loop: commands in, one tick, events out."""
     import torch
 
     try:
         spec = torch.load(io.BytesIO(blob), weights_only=False)
-        torch.set_num_threads(max(1, spec.threads))
+        torch.set_num_threads(max(1, kwargs["threads"]))
         from . import Engine, frame_codec
 
         engine = Engine(
             spec.model.build(),
             frame_codec(spec.codec.build()),
             spec.silence_codes.to(spec.codec.device),
-            **spec.kwargs,
+            **kwargs,
         )
         engine.prepare()
     except BaseException:
@@ -115,24 +114,16 @@ def _worker_main(conn, blob: bytes) -> None:  # pragma: no cover - runs in the c
 
         return emit
 
+    methods = {"push": "push", "end": "end_input", "close": "close"}
+
     def handle(msg) -> bool:
         op = msg[0]
-        if op == "push":
-            s = sessions.get(msg[1])
-            if s is not None:
-                s.push(msg[2])
-        elif op == "open":
-            sessions[msg[1]] = engine.open(msg[2], emitter(msg[1]))
-        elif op == "end":
-            s = sessions.get(msg[1])
-            if s is not None:
-                s.end_input()
-        elif op == "close":
-            s = sessions.get(msg[1])
-            if s is not None:
-                s.close()
-        elif op == "stop":
+        if op == "stop":
             return False
+        if op == "open":
+            sessions[msg[1]] = engine.open(msg[2], emitter(msg[1]))
+        elif (s := sessions.get(msg[1])) is not None:  # a session that ended already ignores the rest
+            getattr(s, methods[op])(*msg[2:])
         return True
 
     try:
@@ -171,11 +162,11 @@ def _worker_main(conn, blob: bytes) -> None:  # pragma: no cover - runs in the c
 class _Worker:
     """One worker process seen from the server: its pipe, its reader thread and the sessions it serves."""
 
-    def __init__(self, index: int, ctx, blob: bytes) -> None:
+    def __init__(self, index: int, ctx, blob: bytes, kwargs: dict) -> None:
         self.index = index
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, blob), name=f"s2s-engine-{index}", daemon=True
+            target=_worker_main, args=(child, blob, kwargs), name=f"s2s-engine-{index}", daemon=True
         )
         self.proc.start()
         child.close()
@@ -298,12 +289,10 @@ class ProcessEngine:
         self.workers: list[_Worker] = []
         self._ids = itertools.count()
         kwargs = dict(engine_kwargs, threads=threads)
+        blob = _serialise(_Spec(_Module.of(model), _Module.of(codec), silence_codes.cpu()))
         try:
             for i in range(workers):
-                blob = _serialise(
-                    _Spec(_Module.of(model), _Module.of(codec), silence_codes.cpu(), kwargs, threads)
-                )
-                worker = _Worker(i, ctx, blob)
+                worker = _Worker(i, ctx, blob, dict(kwargs))
                 self.workers.append(worker)
                 info = worker.wait_ready(READY_TIMEOUT_S)
                 kwargs["optimize"] = info["variant"]  # the others need not decide again
