@@ -162,6 +162,12 @@ class CustomBackend(Backend):
             "more absorbs jitter under load at the cost of first-audio time (reports/engine.md)",
             min=20,
         ),
+        "decode_thread": Option(
+            bool,
+            True,
+            "batched engine: decode each tick's answer audio in a second thread while the next tick steps "
+            "(false: in the engine's thread, after the step; the tokens and audio are the same)",
+        ),
         "workers": Option(
             int,
             1,
@@ -262,6 +268,7 @@ class CustomBackend(Backend):
             device=self.device,
             dtype=self.dtype,
             threads=max(1, o["threads"]),
+            decode_thread=o["decode_thread"],
         )
         if o["workers"]:
             from custom_model.engine.process import EngineWorkerError, ProcessEngine

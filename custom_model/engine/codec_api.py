@@ -75,6 +75,80 @@ def _unflatten(spec, leaves: list[Tensor], pos: list[int]):
     return tuple(items) if kind == "tuple" else items
 
 
+def _conv_step(conv: nn.Module, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    """:meth:`StreamingConv1d.step` for a graph: when the buffer holds exactly one output's inputs (the layers at
+    the frame rate), the convolution is one matrix product of the flattened buffer with the flattened kernel;
+    otherwise the module's own convolution."""
+    buf = torch.cat([state.to(x.dtype), x], dim=-1)
+    if buf.shape[-1] != conv.kernel_eff:
+        return conv.step(x, state)
+    c = conv.conv
+    taps = buf if c.dilation[0] == 1 else buf[..., :: c.dilation[0]]  # [B, C_in, kernel]
+    y = torch.addmm(c.bias, taps.reshape(taps.shape[0], -1), _matmul_weight(conv))
+    return y[:, :, None], buf[..., conv.stride :]
+
+
+def _conv_transpose_step(convtr: nn.Module, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    """:meth:`StreamingConvTranspose1d.step` for a graph: one input frame (the first upsampling layer) is one
+    matrix product; longer inputs use the module's own transposed convolution."""
+    if x.shape[-1] != 1:
+        return convtr.step(x, state)
+    tr = convtr.convtr
+    c_in, c_out, kernel = tr.weight.shape
+    y = torch.matmul(x[:, :, 0], _matmul_weight(convtr)).view(-1, c_out, kernel)
+    y = y + tr.bias[None, :, None]
+    y = torch.cat([y[..., : convtr.overlap] + state.to(y.dtype), y[..., convtr.overlap :]], dim=-1)
+    return y[..., : convtr.stride], y[..., convtr.stride :] - tr.bias[None, :, None]
+
+
+def _matmul_weight(module: nn.Module) -> Tensor:
+    """The kernel of a streaming (transposed) convolution as the right operand of one matrix product:
+    ``[C_in * kernel, C_out]`` for a convolution, ``[C_in, C_out * kernel]`` for a transposed one."""
+    weight = getattr(module, "matmul_weight", None)
+    if weight is not None:
+        return weight
+    if hasattr(module, "convtr"):
+        return module.convtr.weight.reshape(module.convtr.weight.shape[0], -1)
+    return module.conv.weight.reshape(module.conv.weight.shape[0], -1).t()
+
+
+def _add_matmul_weights(codec: nn.Module) -> None:
+    """Give every streaming (transposed) convolution of ``codec`` its kernel as a contiguous ``matmul_weight``
+    buffer: a constant operand in the layout the product wants (ONNX Runtime turns a transposed view into a
+    slower kernel)."""
+    from custom_model.codec.streaming import StreamingConv1d, StreamingConvTranspose1d
+
+    for module in codec.modules():
+        if isinstance(module, (StreamingConv1d, StreamingConvTranspose1d)):
+            module.register_buffer("matmul_weight", None)  # the name exists before the lookup below
+            module.matmul_weight = _matmul_weight(module).detach().contiguous().clone()
+
+
+def graph_step(module: nn.Module, x: Tensor, state):
+    """``module.step(x, state)`` of a SEANet encoder or decoder with the frame-rate layers as matrix products
+    (:func:`_conv_step`, :func:`_conv_transpose_step`): the same arithmetic in fewer, faster graph nodes (ONNX
+    Runtime's convolution kernels are slow on a one-frame input)."""
+    from custom_model.codec.seanet import ResidualBlock
+    from custom_model.codec.streaming import StreamingConv1d, StreamingConvTranspose1d, StreamingSequential
+
+    if isinstance(module, StreamingSequential):
+        new_state = []
+        for child, s in zip(module, state, strict=True):
+            x, s = graph_step(child, x, s)
+            new_state.append(s)
+        return x, new_state
+    if isinstance(module, ResidualBlock):
+        y, new_state = graph_step(module.block, x, state)
+        return x + y, new_state
+    if isinstance(module, StreamingConv1d):
+        return _conv_step(module, x, state)
+    if isinstance(module, StreamingConvTranspose1d):
+        return _conv_transpose_step(module, x, state)
+    if hasattr(module, "step"):
+        return module.step(x, state)
+    return module(x), state
+
+
 class SeanetFrameCodec(nn.Module):
     """:class:`FrameCodec` for :class:`custom_model.codec.Codec` (SEANet + RVQ), weight norm folded in.
 
@@ -92,6 +166,12 @@ class SeanetFrameCodec(nn.Module):
         self.codebook_size = codec.codebook_size
         self._enc_spec = _flatten(self.codec.encoder.init_state(1, None), [])
         self._dec_spec = _flatten(self.codec.decoder.init_state(1, None), [])
+        _add_matmul_weights(self.codec)
+        books = [cb.embed[0].detach() for cb in self.codec.quantizer._codebooks()]
+        # constant operands in the layout a matrix product wants (a transposed view becomes a slower kernel)
+        self.register_buffer("codebooks", torch.stack(books))  # [n_q, K, D]
+        self.register_buffer("codebooks_t", torch.stack([b.t().contiguous() for b in books]))  # [n_q, D, K]
+        self.register_buffer("codebook_sq", torch.stack([(b * b).sum(-1) for b in books]))  # [n_q, K]
 
     def encoder_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         leaves: list[Tensor] = []
@@ -105,7 +185,7 @@ class SeanetFrameCodec(nn.Module):
 
     def encode_frame(self, pcm: Tensor, state: State) -> tuple[Tensor, State]:
         nested = _unflatten(self._enc_spec, list(state), [0])
-        z, nested = self.codec.encoder.step(pcm[:, None, :], nested)
+        z, nested = graph_step(self.codec.encoder, pcm[:, None, :], nested)
         new_state: list[Tensor] = []
         _flatten(nested, new_state)
         return self._quantize(z[:, :, 0]), new_state
@@ -115,11 +195,10 @@ class SeanetFrameCodec(nn.Module):
         :meth:`ResidualVectorQuantizer.encode`, without its once-only initialisation check (graphs need none)."""
         residual = self.codec.quantizer.rvq.project_in(z.float())
         codes = []
-        for cb in self.codec.quantizer._codebooks():
-            embed = cb.embed[0]
-            idx = ((embed * embed).sum(-1) - 2 * residual @ embed.t()).argmin(dim=-1)
+        for i in range(self.codebooks.shape[0]):
+            idx = (self.codebook_sq[i] - 2 * residual @ self.codebooks_t[i]).argmin(dim=-1)
             codes.append(idx)
-            residual = residual - embed[idx]
+            residual = residual - self.codebooks[i][idx]
         return torch.stack(codes, dim=1)
 
     def decode_frame(self, codes: Tensor, state: State) -> tuple[Tensor, State]:
@@ -129,7 +208,7 @@ class SeanetFrameCodec(nn.Module):
         for i in range(1, codes.shape[1]):
             q = q + books[i].embed[0][codes[:, i]]
         q = self.codec.quantizer.rvq.project_out(q)[:, :, None]  # [B, D, 1]
-        wav, nested = self.codec.decoder.step(q, nested)
+        wav, nested = graph_step(self.codec.decoder, q, nested)
         new_state: list[Tensor] = []
         _flatten(nested, new_state)
         return wav[:, 0, :], new_state

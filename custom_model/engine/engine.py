@@ -4,16 +4,24 @@ Sessions join and leave at any tick (continuous batching, as vLLM does for text)
 :class:`SlotState` (its KV ring, previous tokens, position, codec states and its own sampling generator) and a
 :class:`TurnTracker`. A tick takes one 20 ms frame from every *runnable* session: a listening session whose next
 input frame is complete, or an answering one (its input has ended: the microphone hears silence, and it runs
-ahead of real time as fast as ticks go, like the per-session path did). Runnable slots are stepped together;
-when they are not slots ``0 .. n-1`` their rows are gathered into a batch and the results written back, so a slot
-that is waiting for audio costs nothing. Batch sizes are rounded up to a prepared size (powers of two) so traced
-and compiled graphs are reused; the padding rows are unused slots whose results are thrown away.
+ahead of real time as fast as ticks go, like the per-session path did). Runnable slots are stepped together, on
+the contiguous slots ``0 .. hi-1`` up to the highest runnable one: the rows of sessions that are waiting for
+audio are computed beside them and thrown away (their state is not written), which is far cheaper than copying
+the runnable rows' KV rings into a batch; only when that would waste many rows are the runnable rows gathered
+(:meth:`Engine._step_plan`). A runner that takes any batch size (eager, ONNX Runtime) runs exactly those rows;
+for traced and compiled graphs batch sizes are rounded up to a prepared size (powers of two) so they are reused,
+and the padding rows' results are thrown away.
+
+The answering sessions' new frames are decoded by a second thread while the engine's thread steps the next tick
+(``decode_thread=True``): the decode graph reads and writes only decoder state, and ONNX Runtime releases the GIL,
+so on two cores the decode costs the tick nothing (measured in ``reports/engine.md``). One decode is in flight at
+a time; slots move, reset or end only once it is over, so every session's events keep their order.
 
 Rows never mix and every session draws from its own generator, so a session's tokens do not depend on who else
-is connected (``tests/test_engine.py``). The engine thread spends a tick in two native calls (with
-``optimize=onnxruntime``: one ONNX Runtime run each, which releases the GIL) plus a little bookkeeping, so the
+is connected (``tests/test_engine.py``). The engine thread spends a tick in one native call for the step (with
+``optimize=onnxruntime``: one ONNX Runtime run, which releases the GIL) plus a little bookkeeping, so the
 harness's clocks and a server's event loop stay responsive; ``benchmarks/`` measures how much of a tick holds the
-GIL.
+GIL. ``S2S_ENGINE_TRACE=PREFIX`` writes one JSON line per tick (:class:`TickTrace`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import copy
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,12 +128,15 @@ class EngineSession:
         self._frames: list[np.ndarray] = []
         self.input_ended = False
         self.closed = False
-        self.finished = False
+        self.over = False  # takes no more steps (its answer ended); its last frame may still be decoding
+        self.finished = False  # its last event ("done" or "error") was emitted
         self.slot: int | None = None
         self.steps = 0
         self.marked_token = False
-        self.audio_frames = 0
+        self.audio_frames = 0  # answer frames decoded (decode thread)
         self.audio_t0: float | None = None
+        self.answer_steps = 0  # answer frames stepped (engine thread): what the lookahead counts
+        self.answer_t0: float | None = None
         self._held: list[np.ndarray] = []
         self.hold_frames = 1
         self.frame_s = engine.codec.frame_size / engine.codec.sample_rate
@@ -163,7 +176,7 @@ class EngineSession:
 
     # -- engine thread only (under the engine's lock) ----------------------------------------------------------
     def runnable(self, now: float) -> bool:
-        if self.finished or self.closed:
+        if self.over or self.finished or self.closed:
             return False
         if self._frames:
             return True
@@ -177,9 +190,9 @@ class EngineSession:
     def ready_at(self) -> float:
         """When this session may step again with no input (``-inf``: now; see ``TurnPolicy.lookahead_frames``)."""
         ahead = self.policy.lookahead_frames
-        if not ahead or self.audio_t0 is None or self.audio_frames < ahead:
+        if not ahead or self.answer_t0 is None or self.answer_steps < ahead:
             return float("-inf")
-        return self.audio_t0 + (self.audio_frames - ahead) * self.frame_s
+        return self.answer_t0 + (self.answer_steps - ahead) * self.frame_s
 
     def take_frame(self) -> tuple[np.ndarray | None, bool]:
         """(the next input frame or None for silence after the input, whether input has ended for this step)."""
@@ -208,6 +221,7 @@ class Engine:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         threads: int = 1,
+        decode_thread: bool = True,
     ) -> None:
         if max_slots < 1:
             raise ValueError(f"Expected max_slots >= 1 but got {max_slots}")
@@ -236,10 +250,17 @@ class Engine:
         self.live: list[EngineSession] = []  # live[i] sits in slot i
         self.waiting: list[EngineSession] = []
         self.ticks = 0
+        self.decodes = 0  # decode graph runs (one per tick with audio to decode)
         self.tick_s = 0.0
         self._stop = False
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.decode_thread = decode_thread
+        self._decoder: ThreadPoolExecutor | None = None
+        self._decoding: Future | None = None
+        self.on_decoded: Callable[[], None] | None = None
+        """Called in the decode thread after a decode's events were emitted (a worker process sends them)."""
+        self.trace = TickTrace.from_env()
 
     # -- building ----------------------------------------------------------------------------------------------
     def make_runner(self, variant: str) -> Runner:
@@ -292,10 +313,19 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        self.wait_decoded(raise_error=False)
+        if self._decoder is not None:
+            self._decoder.shutdown(wait=False)
+            self._decoder = None
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def _admit_and_free(self) -> None:
-        """Under the lock: drop finished/closed sessions (the last one moves into the hole), admit waiting ones."""
+        """Under the lock: drop finished/closed sessions (the last one moves into the hole), admit waiting ones.
+
+        Slots move and reset only once the decode in flight is over (it reads and writes decoder state rows)."""
+        if not (self.waiting or any(s.over or s.finished or s.closed for s in self.live)):
+            return
+        self.wait_decoded()
         i = 0
         while i < len(self.live):
             s = self.live[i]
@@ -335,11 +365,14 @@ class Engine:
     def idle_s(self, longest: float = 0.5) -> float:
         """Under the lock: how long to wait for input before a session held by its lookahead may step."""
         now = time.monotonic()
-        waits = [s.ready_at() - now for s in self.live if s.input_ended and not (s.finished or s.closed)]
+        waits = [
+            s.ready_at() - now for s in self.live if s.input_ended and not (s.over or s.finished or s.closed)
+        ]
         return max(0.0, min([longest, *waits]))
 
     def fail(self, exc: BaseException) -> None:
         """Every open session learns of ``exc`` (the engine is unusable from now on)."""
+        self.wait_decoded(raise_error=False)
         with self.cond:
             self.error = exc
             for s in self.live + self.waiting:
@@ -363,18 +396,35 @@ class Engine:
         except BaseException as exc:  # every open session learns of it
             self.fail(exc)
 
-    def _rows(self, slots: list[int]) -> tuple[int, torch.Tensor | None]:
-        """Prepared batch size for ``slots`` and the gather index (None: use the views ``[:size]``).
+    def _size(self, n: int) -> int:
+        """The batch size a graph runs for ``n`` rows: ``n``, or the next prepared size for runners that need one."""
+        return n if self.runner.any_batch else next(b for b in self.sizes if b >= n)
 
-        Views serve when the slots are ``0 .. n-1`` and the padding rows up to the prepared size hold no live
+    def _rows(self, slots: list[int]) -> tuple[int, torch.Tensor | None]:
+        """Batch size for ``slots`` and the gather index (None: use the views ``[:size]``).
+
+        Views serve when the slots are ``0 .. n-1`` and any padding rows up to the prepared size hold no live
         session; otherwise the rows are gathered and padded with repeats of the first slot (rows never mix, so
         a repeat computes the same thing and only the first ``n`` rows are written back).
         """
         n = len(slots)
-        size = next(b for b in self.sizes if b >= n)
+        size = self._size(n)
         if slots == list(range(n)) and (size == n or len(self.live) <= n):
             return size, None
         return size, torch.tensor(slots + [slots[0]] * (size - n), device=self.device)
+
+    GATHER_ROW_COST = 4
+    """What gathering one row of the step's inputs costs (its KV ring is copied: ~3 MB for s2s-small), in rows
+    of computing: a step runs over the contiguous slots ``0 .. hi-1`` (the rows of sessions that are not
+    stepping are computed and thrown away) unless that wastes more than this many rows per stepping row."""
+
+    def _step_plan(self, slots: list[int]) -> tuple[int, torch.Tensor | None]:
+        """Batch size and gather index (None: the views ``[:size]``, graph row = slot) of the step graph."""
+        n, hi = len(slots), max(slots) + 1
+        size = self._size(hi)
+        if size - n <= self.GATHER_ROW_COST * n:
+            return size, None
+        return self._rows(slots)
 
     def tick(self, batch: list[EngineSession], frames: list[tuple[np.ndarray | None, bool]]) -> None:
         """One step of every session in ``batch`` with its frame (None: silence after the input); ``tick_s``
@@ -382,15 +432,18 @@ class Engine:
         t0 = time.perf_counter()
         self._tick(batch, frames)
         self.tick_s += 0.05 * (time.perf_counter() - t0 - self.tick_s)
+        if self.trace is not None:
+            self.trace.tick(t0, batch, frames, self)
 
     def _tick(self, batch: list[EngineSession], frames: list[tuple[np.ndarray | None, bool]]) -> None:
         st, c = self.state, self.config
         slots = [s.slot for s in batch]
-        size, rows = self._rows(slots)
+        size, rows = self._step_plan(slots)
+        at = slots if rows is None else list(range(len(batch)))  # each session's row in the graph
         pcm = np.zeros((size, self.codec.frame_size), np.float32)
-        for i, (frame, _) in enumerate(frames):
+        for row, (frame, _) in zip(at, frames, strict=True):
             if frame is not None:
-                pcm[i] = frame
+                pcm[row] = frame
         for i, (s, (_, ended)) in enumerate(zip(batch, frames, strict=True)):
             s.tracker.input_ended = ended or s.tracker.input_ended
             force = FORCE_NONE
@@ -399,48 +452,84 @@ class Engine:
             st.force[slots[i]] = force
         pcm_t = torch.from_numpy(pcm).to(self.device)
         if rows is None:
-            tokens, frame = st.commit_step(self.runner.encode(st.step_inputs(pcm_t, self.sampling)))
+            stepping = None if size == len(batch) else sorted(slots)
+            outputs = self.runner.encode(st.step_inputs(pcm_t, self.sampling, stepping))
+            tokens, frame = st.commit_step(outputs, stepping)
         else:
             outputs = self.runner.encode(st.step_inputs_rows(pcm_t, rows, self.sampling))
             tokens, frame = st.commit_step_rows(outputs, rows, len(batch))
         self.ticks += 1
-        tokens_l = tokens[: len(batch)].tolist()
-        frame_l = frame[: len(batch)].tolist()
+        tokens_l = tokens.tolist()
+        frame_l = frame.tolist()
         decode: list[int] = []
+        last_events: list[EngineSession] = []  # sessions whose held audio and "done" go out from here
         for i, s in enumerate(batch):
             s.steps += 1
-            if not s.marked_token and tokens_l[i][0] != c.silence_id:
+            if not s.marked_token and tokens_l[at[i]][0] != c.silence_id:
                 s.marked_token = True
                 s.emit("first_token", None)
-            if s.steps > 1 and s.tracker.observe(frame_l[i][0]):
-                decode.append(i)
-                continue
-            if s._held:  # the answer stopped before the prebuffer filled: send what there is
-                s.flush_held()
+            answering = s.steps > 1 and s.tracker.observe(frame_l[at[i]][0])
             if s.tracker.ended:
-                s.finished = True
-                s.emit("done", None)
+                s.over = True
+            if answering:
+                if s.answer_t0 is None:
+                    s.answer_t0 = time.monotonic()
+                s.answer_steps += 1
+                decode.append(i)
+            elif s._held or s.tracker.ended:
+                last_events.append(s)
+        if last_events:  # after the decode in flight, which may hold or send their earlier frames
+            self.wait_decoded()
+            for s in last_events:
+                s.flush_held()  # the answer stopped before the prebuffer filled: send what there is
+                if s.tracker.ended:
+                    s.finished = True
+                    s.emit("done", None)
         if decode:
-            self._decode(batch, slots, decode, frame)
+            job = self._decode_job(batch, slots, decode, frame[[at[i] for i in decode]])
+            self.wait_decoded()  # one decode at a time: each continues the decoder states the last one left
+            if self.decode_thread:
+                if self._decoder is None:
+                    self._decoder = ThreadPoolExecutor(1, thread_name_prefix="s2s-engine-decode")
+                self._decoding = self._decoder.submit(self._run_decode, *job)
+            else:
+                self._run_decode(*job)
 
-    def _decode(self, batch, slots, decode: list[int], frame: torch.Tensor) -> None:
-        st = self.state
+    def wait_decoded(self, raise_error: bool = True) -> None:
+        """Wait until the decode in flight has emitted its audio; re-raise its error (``raise_error``)."""
+        decoding, self._decoding = self._decoding, None
+        if decoding is None:
+            return
+        if raise_error:
+            decoding.result()
+        else:
+            futures_wait([decoding])
+
+    def _decode_job(self, batch, slots, decode: list[int], frame: torch.Tensor) -> tuple:
+        """What :meth:`_run_decode` needs for the sessions ``decode`` (indices into ``batch``) whose newest frame
+        is ``frame`` (one row each): made in the engine's thread, where the slots cannot move meanwhile."""
         dslots = [slots[i] for i in decode]
         size, rows = self._rows(dslots)
         frames = torch.full(
             (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
         )
-        frames[: len(decode)] = frame[decode]
+        frames[: len(decode)] = frame
         keep = torch.ones(size, dtype=torch.bool, device=self.device)
+        return [batch[i] for i in decode], frames, keep, rows
+
+    def _run_decode(self, sessions: list[EngineSession], frames, keep, rows) -> None:
+        """Decode one frame of each of ``sessions`` and send or hold their audio (in the decode thread, while
+        the engine's thread steps the next tick: the decode graph touches only decoder state)."""
+        st = self.state
         if rows is None:
             pcm = st.commit_decode(self.runner.decode(st.decode_inputs(frames, keep)))
         else:
             outputs = self.runner.decode(st.decode_inputs_rows(frames, keep, rows))
-            pcm = st.commit_decode_rows(outputs, rows, len(decode))
-        audio = pcm[: len(decode)].float().cpu().numpy()
+            pcm = st.commit_decode_rows(outputs, rows, len(sessions))
+        self.decodes += 1
+        audio = pcm[: len(sessions)].float().cpu().numpy()
         now = time.monotonic()
-        for j, i in enumerate(decode):
-            s = batch[i]
+        for j, s in enumerate(sessions):
             if s.audio_t0 is None:
                 s.audio_t0 = now
                 loaded = self.tick_s >= s.policy.prebuffer_tick_s
@@ -455,6 +544,48 @@ class Engine:
             if s.tracker.ended:
                 s.finished = True
                 s.emit("done", None)
+        if self.on_decoded is not None:
+            self.on_decoded()
+
+
+class TickTrace:
+    """One JSON line per tick, for finding what limits capacity: ``S2S_ENGINE_TRACE=PREFIX`` writes
+    ``PREFIX.<pid>.jsonl`` (one file per engine, so per worker process).
+
+    Fields: ``t`` (s, ``time.perf_counter()`` at the tick's start), ``batch`` (sessions stepped), ``answering`` (of them,
+    those whose input has ended), ``live`` (sessions holding a slot), ``tick_ms`` (the engine thread's time for
+    the tick, decode hand-off included), ``ahead`` (answering sessions whose audio is more than 0.5 s ahead of
+    real time).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - the engine's lifetime
+
+    @classmethod
+    def from_env(cls) -> TickTrace | None:
+        import os
+
+        prefix = os.environ.get("S2S_ENGINE_TRACE")
+        return cls(f"{prefix}.{os.getpid()}.jsonl") if prefix else None
+
+    def tick(self, t0: float, batch, frames, engine: Engine) -> None:
+        import json
+
+        now = time.monotonic()
+        ahead = sum(
+            1
+            for s in batch
+            if s.answer_t0 is not None and s.answer_steps * s.frame_s - (now - s.answer_t0) > 0.5
+        )
+        line = {
+            "t": round(t0, 4),
+            "batch": len(batch),
+            "answering": sum(1 for _, ended in frames if ended),
+            "live": len(engine.live),
+            "tick_ms": round((time.perf_counter() - t0) * 1e3, 3),
+            "ahead": ahead,
+        }
+        self.file.write(json.dumps(line) + "\n")
 
 
 def _ort_version() -> str:

@@ -8,12 +8,19 @@ shapes that depend only on the batch size ``B``, so that it can be traced (Torch
 
 - the user's and the system's ``n_q`` token embeddings are two gathers from concatenated tables;
 - the temporal attention reads the ring KV cache as it is (no write inside the graph) and adds the new key as one
-  extra score, so the graph returns the new keys/values (``[layers, B, heads, head_dim]``) and the host writes
+  extra score, so the graph returns the new keys/values (``[B, heads, layers, head_dim]``) and the host writes
   them into the ring with one indexed copy per tick; the mask comes from each slot's position alone;
 - the depth loop over the ``n_q`` codebooks is unrolled; its attention context is the handful of keys of this
   frame, held in the graph;
 - tokens are drawn in the graph: greedy is ``argmax``; sampling maps per-slot uniforms (drawn on the host from
   each session's own generator) through the inverse CDF, exactly as :func:`custom_model.s2s.generate.sample_token`.
+
+At batch 1 a tick's cost is mostly the number of graph nodes (ONNX Runtime spends a few microseconds on each),
+not arithmetic, so the step is written for few nodes: rows of ``[B, features]`` (no sequence axis), the attention
+scale folded into the query weights, the depth transformer's RoPE folded into one ``qkv`` weight per codebook
+position (a rotation by a constant angle is a linear map), keys and values held per head as columns so no
+transpose is needed. Graph version 3 (2026-12-07) took the S2S step from 806 to 534 nodes of ONNX Runtime's
+optimised graph (the whole encode graph from 1,174 to 812; ``reports/engine.md``).
 
 Every row is independent of the others, so a session's tokens do not depend on who else is in the batch.
 """
@@ -29,7 +36,7 @@ from torch import Tensor, nn
 from custom_model.s2s.generate import inverse_cdf_sample
 from custom_model.s2s.model import S2SModel
 
-GRAPH_VERSION = "2"
+GRAPH_VERSION = "3"
 """Changes whenever the graphs' inputs, outputs or arithmetic change: part of the key of cached ONNX exports and
 ``optimize=auto`` decisions (their weights' digest alone would let a new engine load an old export)."""
 
@@ -53,11 +60,49 @@ def _rotate_half_matrix(head_dim: int, device, dtype) -> Tensor:
     return rotate.to(device, dtype)
 
 
+def _linear(weight: Tensor, device, dtype) -> nn.Linear:
+    """A bias-free ``nn.Linear`` holding ``weight`` (``[out, in]``)."""
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+    return linear.to(device, dtype)
+
+
+def _fold_qkv(weight: Tensor, heads: int, position: int | None, theta: float) -> Tensor:
+    """An attention's ``qkv`` weight ``[3 * dim, dim]`` with ``1 / sqrt(head_dim)`` folded into the query rows and,
+    for a constant ``position``, RoPE's rotation at that position folded into the query and key rows.
+
+    RoPE (rotate-half) maps a head's ``y`` to ``y * cos + rotate_half(y) * sin``: for a fixed angle that is a
+    matrix ``R``, so ``R (W x) = (R W) x``. Computed in float64, then cast back.
+    """
+    w = weight.detach().to(torch.float64).clone()
+    dim = w.shape[1]
+    head_dim = dim // heads
+    w[:dim] /= math.sqrt(head_dim)
+    if position:
+        half = head_dim // 2
+        freqs = theta ** (-torch.arange(half, dtype=torch.float64) / half)
+        cos = torch.cos(position * freqs).repeat(2)
+        sin = torch.sin(position * freqs).repeat(2)
+        rot = torch.diag(cos)
+        rot[torch.arange(half), torch.arange(half) + half] = -sin[:half]  # y1' = y1 cos - y2 sin
+        rot[torch.arange(half) + half, torch.arange(half)] = sin[half:]  # y2' = y2 cos + y1 sin
+        for part in (0, 1):  # queries, keys
+            rows = w[part * dim : (part + 1) * dim].view(heads, head_dim, dim)
+            w[part * dim : (part + 1) * dim] = torch.matmul(rot, rows).reshape(dim, dim)
+    return w.to(weight.dtype)
+
+
 class FusedS2SStep(nn.Module):
     """The S2S model's streaming step for ``B`` slots: ``(user codes, previous tokens, positions, ...) -> tokens``.
 
-    Uses the model's own ``nn.Linear`` and ``nn.RMSNorm`` modules (so dynamic quantisation of linears reaches it);
-    the embedding tables and the eight depth input projections are concatenated copies made once.
+    Uses the model's own ``nn.Linear`` and ``nn.RMSNorm`` modules where it can (so dynamic quantisation of linears
+    reaches it); made once from the model's weights: the concatenated embedding tables, the eight depth input
+    projections as one linear, the temporal ``qkv`` with the attention scale folded into its query rows, and for
+    every depth position and layer a ``qkv`` with the scale and that position's RoPE rotation folded into its
+    query and key rows (a rotation by a constant angle is a linear map). Everything runs on ``[B, features]``
+    rows (no sequence axis), which keeps the exported graph small: at batch 1 a tick's cost is mostly the number
+    of graph nodes, not arithmetic.
     """
 
     def __init__(self, model: S2SModel, temperature: float = 0.0, top_k: int = 0) -> None:
@@ -69,91 +114,95 @@ class FusedS2SStep(nn.Module):
         self.depth = model.depth
         self.heads = model.heads
         weight = next(model.parameters())
+        device, dtype = weight.device, weight.dtype
         self.register_buffer("user_table", torch.cat([e.weight for e in model.user_emb]).detach().clone())
         self.register_buffer("system_table", torch.cat([e.weight for e in model.system_emb]).detach().clone())
-        self.register_buffer("depth_table", torch.cat([e.weight for e in model.depth_emb]).detach().clone())
-        self.register_buffer("user_offsets", torch.arange(c.n_q, device=weight.device) * c.card)
-        self.register_buffer("system_offsets", torch.arange(c.n_q, device=weight.device) * c.vocab_size)
-        self.depth_in = nn.Linear(c.dim, c.n_q * c.depth_dim, bias=False).to(weight.device, weight.dtype)
-        with torch.no_grad():
-            self.depth_in.weight.copy_(torch.cat([p.weight for p in model.depth_in]))
-        head_dim = c.depth_dim // c.depth_heads
-        half = head_dim // 2
-        freqs = c.rope_theta ** (-torch.arange(half, dtype=torch.float32) / half)
-        angles = torch.arange(c.n_q, dtype=torch.float32)[:, None] * freqs[None, :]
-        angles = torch.cat([angles, angles], dim=-1)  # [n_q, head_dim]: the same angle for x1 and x2
-        self.register_buffer("depth_cos", angles.cos().to(weight.device, weight.dtype))
-        self.register_buffer("depth_sin", angles.sin().to(weight.device, weight.dtype))
-        self.register_buffer("depth_rotate", _rotate_half_matrix(head_dim, weight.device, weight.dtype))
+        self.depth_tables = (
+            nn.ParameterList(  # one table per depth position 1..n_q-1: a gather with no offset
+                nn.Parameter(e.weight.detach().clone(), requires_grad=False) for e in model.depth_emb
+            )
+        )
+        self.register_buffer("user_offsets", torch.arange(c.n_q, device=device) * c.card)
+        self.register_buffer("system_offsets", torch.arange(c.n_q, device=device) * c.vocab_size)
+        self.depth_in = _linear(torch.cat([p.weight for p in model.depth_in]), device, dtype)
         t_head = c.dim // c.num_heads
+        self.temporal_qkv = nn.ModuleList(
+            _linear(_fold_qkv(layer.attn.qkv.weight, c.num_heads, None, c.rope_theta), device, dtype)
+            for layer in model.temporal.layers
+        )
+        self.depth_qkv = nn.ModuleList(  # [position][layer]
+            nn.ModuleList(
+                _linear(_fold_qkv(layer.attn.qkv.weight, c.depth_heads, k, c.rope_theta), device, dtype)
+                for layer in model.depth.layers
+            )
+            for k in range(c.n_q)
+        )
         t_half = t_head // 2
         t_freqs = c.rope_theta ** (-torch.arange(t_half, dtype=torch.float32) / t_half)
-        self.register_buffer("temporal_freqs", torch.cat([t_freqs, t_freqs]).to(weight.device))
-        self.register_buffer("temporal_rotate", _rotate_half_matrix(t_head, weight.device, weight.dtype))
-        self.register_buffer("ring_slots", torch.arange(c.context, device=weight.device))
-        never = torch.zeros(c.vocab_size, device=weight.device)
+        self.register_buffer("temporal_freqs", torch.cat([t_freqs, t_freqs]).to(device))
+        self.register_buffer("temporal_rotate", _rotate_half_matrix(t_head, device, dtype))
+        self.register_buffer("ring_slots", torch.arange(c.context, device=device))
+        never = torch.zeros(c.vocab_size, device=device)
         never[c.start_id] = float("-inf")  # the start token is never a valid output
         self.register_buffer("never_start", never)
-        silence = torch.zeros(c.vocab_size, dtype=torch.bool, device=weight.device)
+        silence = torch.zeros(c.vocab_size, dtype=torch.bool, device=device)
         silence[c.silence_id] = True
         self.register_buffer("is_silence", silence)
 
     # -- pieces ------------------------------------------------------------------------------------------------
     def _temporal(self, x: Tensor, positions: Tensor, keys: list[Tensor], values: list[Tensor]):
-        """``x`` ``[B, dim]``; caches ``[B, H, context, D]`` per layer -> (output ``[B, dim]``, new k, new v)."""
+        """``x`` ``[B, dim]``; caches ``[B, H, context, D]`` per layer -> (output ``[B, dim]``, new keys and new
+        values ``[B, H, layers, D]``).
+
+        The ring is read as it is and the new key joins as one extra score: the softmax runs over
+        ``[ring scores | new score]`` and the output is ``w_ring @ V + w_new * v``.
+        """
         c = self.config
-        heads = c.num_heads
-        head_dim = c.dim // heads
+        heads, head_dim, context = c.num_heads, c.dim // c.num_heads, c.context
         angles = positions.to(torch.float32)[:, None] * self.temporal_freqs[None, :]
-        cos = angles.cos().to(x.dtype)[:, None, None, None, :]  # [B, 1, 1, 1, D]: q and k together
-        sin = angles.sin().to(x.dtype)[:, None, None, None, :]
+        cos = angles.cos().to(x.dtype)[:, None, None, :]  # [B, 1, 1, D]: q and k together
+        sin = angles.sin().to(x.dtype)[:, None, None, :]
         ring = self.ring_slots[None, :]
         p = positions[:, None]
-        valid = (ring < p) & (ring != p % c.context)  # held positions in (p - context, p - 1]
+        valid = (ring < p) & (ring != p % context)  # held positions in (p - context, p - 1]
         bias = torch.zeros_like(valid, dtype=x.dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
-        scale = 1.0 / math.sqrt(head_dim)
         new_k, new_v = [], []
-        h = x[:, None, :]  # [B, 1, dim]
+        h = x
         for i, layer in enumerate(self.temporal.layers):
-            qkv = layer.attn.qkv(layer.attn_norm(h)).view(-1, 3, heads, 1, head_dim)
-            qk = _rope(qkv[:, :2], cos, sin, self.temporal_rotate)
-            q, k, v = qk[:, 0], qk[:, 1], qkv[:, 2]
-            # (q K^T + bias) * scale, not q K^T * scale + bias: the same numbers (bias is 0 or -inf), but ONNX
-            # Runtime would fold a scale right after the product into it (FusedMatMul alpha), a kernel 3-5x slower
-            # than the plain transposed product over the ring
-            scores_cache = (torch.matmul(q, keys[i].transpose(-1, -2)) + bias) * scale  # [B, H, 1, context]
-            score_new = (q * k).sum(-1, keepdim=True) * scale  # [B, H, 1, 1]
-            top = torch.maximum(scores_cache.amax(-1, keepdim=True), score_new)
-            w_cache = torch.exp(scores_cache - top)
-            w_new = torch.exp(score_new - top)
-            denom = w_cache.sum(-1, keepdim=True) + w_new
-            y = (torch.matmul(w_cache, values[i]) + w_new * v) / denom  # [B, H, 1, D]
-            h = h + layer.attn.out(y.transpose(1, 2).reshape(-1, 1, c.dim))
+            qkv = self.temporal_qkv[i](layer.attn_norm(h)).view(-1, 3 * heads, 1, head_dim)
+            qk, v = qkv.split([2 * heads, heads], dim=1)  # v [B, H, 1, D]
+            qk = _rope(qk, cos, sin, self.temporal_rotate)
+            q, k = qk.split([heads, heads], dim=1)  # q already scaled by 1 / sqrt(D) (folded into qkv)
+            scores = torch.cat([torch.matmul(q, keys[i].transpose(-1, -2)) + bias, (q * k).sum(-1, True)], -1)
+            w_ring, w_new = torch.softmax(scores, dim=-1).split([context, 1], dim=-1)
+            y = torch.matmul(w_ring, values[i]) + w_new * v  # [B, H, 1, D]
+            h = h + layer.attn.out(y.reshape(-1, c.dim))
             h = h + layer.ffn(layer.ffn_norm(h))
-            new_k.append(k[:, :, 0])
-            new_v.append(v[:, :, 0])
-        return self.temporal.norm(h)[:, 0], torch.stack(new_k), torch.stack(new_v)
+            new_k.append(k)
+            new_v.append(v)
+        return self.temporal.norm(h), torch.cat(new_k, dim=2), torch.cat(new_v, dim=2)
 
-    def _depth_position(
-        self, x: Tensor, k: int, keys: list[list[Tensor]], values: list[list[Tensor]]
-    ) -> Tensor:
-        """Depth transformer at codebook position ``k`` for ``x`` ``[B, 1, depth_dim]``; appends this k/v."""
+    def _depth_position(self, x: Tensor, k: int, keys: list[list[Tensor]], values: list[list[Tensor]]):
+        """Depth transformer at codebook position ``k`` for ``x`` ``[B, depth_dim]``; appends this k/v.
+
+        Per head the keys are held as columns ``[B, H, D, k + 1]`` and the values too, so the scores are
+        ``q_row @ K`` and the output ``V @ w_column``, which is already in ``[B, H * D]`` order."""
         c = self.config
         heads = c.depth_heads
         head_dim = c.depth_dim // heads
         for i, layer in enumerate(self.depth.layers):
-            qkv = layer.attn.qkv(layer.attn_norm(x)).view(-1, 3, heads, 1, head_dim)
-            if k:  # position 0 rotates by angle 0: the identity
-                qk = _rope(qkv[:, :2], self.depth_cos[k], self.depth_sin[k], self.depth_rotate)
-            else:
-                qk = qkv[:, :2]
-            q = qk[:, 0]
-            keys[i].append(qk[:, 1])
-            values[i].append(qkv[:, 2])
-            kk = torch.cat(keys[i], dim=2) if k else keys[i][0]
-            vv = torch.cat(values[i], dim=2) if k else values[i][0]
-            y = F.scaled_dot_product_attention(q, kk, vv)
-            x = x + layer.attn.out(y.transpose(1, 2).reshape(-1, 1, c.depth_dim))
+            qkv = self.depth_qkv[k][i](layer.attn_norm(x)).view(-1, 3 * heads, head_dim, 1)
+            q, kc, vc = qkv.split([heads, heads, heads], dim=1)  # columns [B, H, D, 1], q scaled and rotated
+            keys[i].append(kc)
+            values[i].append(vc)
+            if k:
+                kk = torch.cat(keys[i], dim=-1)  # [B, H, D, k + 1]
+                vv = torch.cat(values[i], dim=-1)
+                w = torch.softmax(torch.matmul(q.view(-1, heads, 1, head_dim), kk), dim=-1)
+                y = torch.matmul(vv, w.view(-1, heads, k + 1, 1))  # [B, H, D, 1]
+            else:  # one key: its weight is exactly 1
+                y = vc
+            x = x + layer.attn.out(y.reshape(-1, c.depth_dim))
             x = x + layer.ffn(layer.ffn_norm(x))
         return self.depth.norm(x)
 
@@ -174,21 +223,22 @@ class FusedS2SStep(nn.Module):
         values: list[Tensor],
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``[B, n_q]`` user codes and previous system tokens, ``[B]`` positions and force codes, ``[B, n_q]``
-        uniforms, per-layer caches -> (tokens ``[B, n_q]``, new keys, new values ``[layers, B, H, D]``)."""
+        uniforms, per-layer caches -> (tokens ``[B, n_q]``, new keys, new values ``[B, H, layers, D]``)."""
         c = self.config
         x = F.embedding(user_codes + self.user_offsets, self.user_table).sum(1)
         x = x + F.embedding(prev_tokens + self.system_offsets, self.system_table).sum(1)
         h, new_k, new_v = self._temporal(x, positions, keys, values)
-        projected = self.depth_in(h).view(-1, c.n_q, c.depth_dim)
+        projected = self.depth_in(h).view(-1, c.n_q, c.depth_dim).unbind(1)
         dkeys: list[list[Tensor]] = [[] for _ in self.depth.layers]
         dvalues: list[list[Tensor]] = [[] for _ in self.depth.layers]
         tokens: list[Tensor] = []
         for k in range(c.n_q):
-            xk = projected[:, k : k + 1]
+            xk = projected[k]
             if k:
-                xk = xk + F.embedding(tokens[-1][:, None] + (k - 1) * c.vocab_size, self.depth_table)
+                xk = xk + F.embedding(tokens[-1], self.depth_tables[k - 1])
             out = self._depth_position(xk, k, dkeys, dvalues)
-            logits = self.heads[k](out[:, 0]).float() + self.never_start
+            logits = self.heads[k](out)
+            logits = (logits if logits.dtype == torch.float32 else logits.float()) + self.never_start
             if k == 0:
                 only_silence = (force == FORCE_SILENCE_ID)[:, None] & ~self.is_silence
                 no_silence = (force == FORCE_SPEECH_ID)[:, None] & self.is_silence

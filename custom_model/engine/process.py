@@ -102,7 +102,19 @@ def _worker_main(conn, blob: bytes, kwargs: dict) -> None:  # pragma: no cover -
         ("ready", {"variant": engine.variant, "slots": engine.max_slots, "selection": engine.selection})
     )
     sessions: dict[int, object] = {}
-    outbox: list[tuple[int, str, object]] = []
+    outbox: list[tuple[int, str, object]] = []  # filled by this loop and by the engine's decode thread
+    send_lock = threading.Lock()
+
+    def flush() -> None:
+        """Send the events so far in one message (called after each tick and after each decode)."""
+        with send_lock:
+            n = len(outbox)
+            if n:
+                events = outbox[:n]
+                del outbox[:n]  # what the other thread appended meanwhile stays for the next message
+                conn.send(("events", events))
+
+    engine.on_decoded = flush
 
     def emitter(sid: int) -> Emit:
         def emit(kind: str, payload: object) -> None:
@@ -145,16 +157,15 @@ def _worker_main(conn, blob: bytes, kwargs: dict) -> None:  # pragma: no cover -
                 busy = work is not None
                 if busy:
                     engine.tick(*work)
-                if outbox:
-                    conn.send(("events", outbox))
-                    outbox = []
+                flush()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return  # the server went away
     except BaseException as exc:
         engine.fail(exc)
         try:
-            conn.send(("events", outbox))
-            conn.send(("failed", traceback.format_exc()))
+            flush()
+            with send_lock:
+                conn.send(("failed", traceback.format_exc()))
         except OSError:
             pass
 

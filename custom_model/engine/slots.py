@@ -3,10 +3,11 @@
 Every state tensor has the slot as its first dimension (KV caches ``[layers, slots, heads, context, head_dim]``
 are the exception: slot second, so one layer's rows ``[:B]`` are one contiguous block) and is allocated once,
 for ``max_slots``. Live sessions always occupy slots ``0 .. n-1``: a session that leaves is replaced by the last
-one (:meth:`SlotState.move`), so a tick runs on the smallest prepared batch size ``B >= n`` and on contiguous
-views, never on copies. Per tick the host does only this: draw each slot's uniforms from its own generator
-(sampling only), one call into the step graph, one indexed write of the new keys/values into the rings, copies of
-the codec states, and (when some slot is answering) one call into the decode graph.
+one (:meth:`SlotState.move`), so a tick runs on contiguous views ``[:B]``, never on copies of the KV rings; rows
+of sessions that do not step in a tick are computed beside the others and not written back (``stepping``). Per
+tick the host does only this: draw each stepping slot's uniforms from its own generator (sampling only), one call
+into the step graph, one indexed write of the new keys/values into the rings, copies of the codec states, and
+(when some slot is answering) one call into the decode graph.
 """
 
 from __future__ import annotations
@@ -73,11 +74,17 @@ class SlotState:
         self.generators[src] = None
 
     # -- the tick ----------------------------------------------------------------------------------------------
-    def step_inputs(self, pcm: Tensor, sampling: bool) -> tuple[Tensor, ...]:
-        """The flat argument list of :class:`EncodeStep` for the first ``B = pcm.shape[0]`` slots (views)."""
+    def step_inputs(
+        self, pcm: Tensor, sampling: bool, stepping: list[int] | None = None
+    ) -> tuple[Tensor, ...]:
+        """The flat argument list of :class:`EncodeStep` for the first ``B = pcm.shape[0]`` slots (views).
+
+        ``stepping``: the slots among them that really step (default: all); only they draw sampling uniforms
+        from their generators (the others' rows are computed and thrown away, see :meth:`commit_step`).
+        """
         b = pcm.shape[0]
         if sampling:
-            for slot in range(b):
+            for slot in range(b) if stepping is None else stepping:
                 gen = self.generators[slot]
                 self.uniforms[slot] = torch.rand(self.config.n_q, generator=gen)
         layers = self.keys.shape[0]
@@ -92,24 +99,44 @@ class SlotState:
             *(t[:b] for t in self.enc_state),
         )
 
-    def commit_step(self, outputs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    def commit_step(
+        self, outputs: tuple[Tensor, ...], stepping: list[int] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Write a step's outputs into the state; returns (step tokens ``[B, n_q]``, newest frame ``[B, n_q]``).
 
+        ``stepping``: write only these slots (default: all ``B``); the other rows were computed beside them
+        (a contiguous batch is far cheaper than gathering the rows' KV caches) and are left as they were.
         The frame undoes the acoustic delay (codebook 1 of the previous step, 2.. of this one); it is meaningful
         only for slots past their first step.
         """
         tokens, new_k, new_v, *enc = outputs
         b = tokens.shape[0]
+        frame = torch.cat([self.prev[:b, :1], tokens[:, 1:]], dim=1)
+        if stepping is not None and len(stepping) < b:
+            rows = torch.tensor(stepping, device=self.device)
+            self._write_step(rows, tokens[rows], new_k[rows], new_v[rows], [t[rows] for t in enc])
+            return tokens, frame
         slots = self._slot_index[:b]
         ring = self.positions[:b] % self.config.context
-        self.keys[:, slots, :, ring] = new_k.transpose(0, 1).to(self.dtype)
-        self.values[:, slots, :, ring] = new_v.transpose(0, 1).to(self.dtype)
+        self.keys[:, slots, :, ring] = new_k.transpose(1, 2).to(self.dtype)  # [B, H, L, D] -> [B, L, H, D]
+        self.values[:, slots, :, ring] = new_v.transpose(1, 2).to(self.dtype)
         for state, new in zip(self.enc_state, enc, strict=True):
             state[:b] = new
-        frame = torch.cat([self.prev[:b, :1], tokens[:, 1:]], dim=1)
         self.prev[:b] = tokens
         self.positions[:b] += 1
         return tokens, frame
+
+    def _write_step(
+        self, rows: Tensor, tokens: Tensor, new_k: Tensor, new_v: Tensor, enc: list[Tensor]
+    ) -> None:
+        """Write one step's results of the slots ``rows`` (the tensors hold those rows only, in that order)."""
+        ring = self.positions[rows] % self.config.context
+        self.keys[:, rows, :, ring] = new_k.transpose(1, 2).to(self.dtype)
+        self.values[:, rows, :, ring] = new_v.transpose(1, 2).to(self.dtype)
+        for state, new in zip(self.enc_state, enc, strict=True):
+            state[rows] = new
+        self.prev[rows] = tokens
+        self.positions[rows] += 1
 
     def step_inputs_rows(self, pcm: Tensor, rows: Tensor, sampling: bool) -> tuple[Tensor, ...]:
         """Like :meth:`step_inputs` for the slots ``rows`` (gathered copies, in that order)."""
@@ -135,16 +162,9 @@ class SlotState:
         """Like :meth:`commit_step` for a batch gathered from the slots ``rows``; only the first ``n`` rows are
         real (the rest repeat one of them to fill a prepared batch size) and only they are written back."""
         tokens, new_k, new_v, *enc = outputs
-        rows, tokens, new_k, new_v = rows[:n], tokens[:n], new_k[:, :n], new_v[:, :n]
-        enc = [t[:n] for t in enc]
-        ring = self.positions[rows] % self.config.context
-        self.keys[:, rows, :, ring] = new_k.transpose(0, 1).to(self.dtype)
-        self.values[:, rows, :, ring] = new_v.transpose(0, 1).to(self.dtype)
-        for state, new in zip(self.enc_state, enc, strict=True):
-            state[rows] = new
+        rows, tokens = rows[:n], tokens[:n]
         frame = torch.cat([self.prev[rows, :1], tokens[:, 1:]], dim=1)
-        self.prev[rows] = tokens
-        self.positions[rows] += 1
+        self._write_step(rows, tokens, new_k[:n], new_v[:n], [t[:n] for t in enc])
         return tokens, frame
 
     def decode_inputs_rows(self, frame: Tensor, keep: Tensor, rows: Tensor) -> tuple[Tensor, ...]:
