@@ -254,3 +254,31 @@ def test_pytest_s2s_against_fails_the_session_on_the_planted_slowdown(repo, tmp_
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     assert "1 passed" in done.stdout and "FAILED: regression" in done.stdout
     assert (tmp_path / "gate" / "candidate" / "run.json").exists()
+
+
+def test_load_against_ramps_the_revision_beside_the_working_tree(repo, tmp_path):
+    from harness.server.capacity import run_capacity
+
+    report = run_capacity(
+        [SPEC],
+        levels=(1, 2),
+        rounds=1,
+        data="synthetic-clips",
+        budget_ms=5000,
+        out=tmp_path / "load",
+        against="main",
+        repo=repo["root"],
+    )
+    base, cand = report.backends
+    assert base.backend == f"{SPEC} @ {repo['main'][:12]}" and base.revision == repo["main"]
+    assert cand.backend == SPEC and cand.revision == repo["feature"]
+    assert [lv.concurrency for lv in base.levels] == [1, 2] == [lv.concurrency for lv in cand.levels]
+    for b, c in zip(base.levels, cand.levels, strict=True):  # the planted +80 ms is the working tree's only
+        assert c.ttfa_p50_ms - b.ttfa_p50_ms > 50, (b, c)
+    saved = json.loads((tmp_path / "load" / "load.json").read_text())
+    assert saved["against"]["commit"] == repo["main"] and saved["backends"][0]["revision"] == repo["main"]
+    text = (tmp_path / "load" / "load.md").read_text()
+    assert f"@ {repo['main'][:12]}" in text and "temporary git worktree" in text
+    assert len(git(repo["root"], "worktree", "list").splitlines()) == 1, (
+        "the temporary worktree was not removed"
+    )

@@ -176,3 +176,15 @@ def test_load_names_a_backend_whose_server_cannot_start(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "exited with code" in err and "checkpoint files not found" in err
+
+
+def test_load_against_refuses_what_it_cannot_do(tmp_path, capsys):
+    from harness.cli import main
+
+    common = ["load", "--backend", "loopback", "--levels", "1", "--rounds", "1", "--out", str(tmp_path / "o")]
+    assert main([*common, "--against", "HEAD", "--server", "thread"]) == 2
+    assert "--server process" in capsys.readouterr().err
+    assert main(["load", "--url", "ws://127.0.0.1:9/ws", "--against", "--out", str(tmp_path / "u")]) == 2
+    assert "cannot measure --url" in capsys.readouterr().err
+    assert main([*common, "--against", "no-such-revision-here"]) == 2
+    assert "no-such-revision-here" in capsys.readouterr().err

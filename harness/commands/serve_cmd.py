@@ -168,6 +168,16 @@ def add_load_parser(subparsers) -> None:
         "thread of this one (server and load client then share one GIL)",
     )
     p.add_argument(
+        "--against",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="REV",
+        help="also serve every BACKEND from git revision REV (a temporary worktree) and ramp it beside the "
+        "working tree's, level by level (no REV: the merge base with main, or the previous commit when HEAD is "
+        "main)",
+    )
+    p.add_argument(
         "--out", default="reports/runs/load", help="output folder (load.json, load.md, one run per level)"
     )
     p.set_defaults(func=run_load)
@@ -179,6 +189,8 @@ def run_load(args) -> int:
     try:
         levels = tuple(int(x) for x in args.levels.split(",") if x.strip()) if args.levels else None
         if args.url:
+            if args.against is not None:
+                raise ValueError("--against serves the backends itself: it cannot measure --url")
             from ..server.load import DEFAULT_LEVELS, run_load_suite
 
             report = run_load_suite(
@@ -216,6 +228,7 @@ def run_load(args) -> int:
                 out=args.out,
                 progress=True,
                 server=args.server,
+                against=args.against,
             )
             print(report.table())
     except (ValueError, BackendError, ModuleNotFoundError) as exc:

@@ -11,11 +11,16 @@ first level that is not *within budget* (p95 TTFA above ``budget_ms``, a stall, 
 last level that was (see :class:`harness.server.load.LoadLevel`). With ``price_per_hour`` (what the machine costs,
 e.g. 0.49 for an A6000 hour) the cost per user-hour is ``price_per_hour / capacity``.
 
+With ``against=REV`` every backend is also served from git revision REV (checked out into a temporary worktree,
+as ``s2s-bench gate --against`` does) and ramped beside the working tree's, level by level, taking turns: "did my
+change cost users?" answered in one run on one machine (asv's ``continuous`` for capacity).
+
 Levels need more utterances than the data may have: an utterance is repeated under a new id (``<id>#r<k>``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -37,6 +42,7 @@ class BackendCapacity:
     capacity: int = 0
     stopped: str | None = None
     engine: dict | None = None
+    revision: str | None = None  # the commit it was served from (``against``); None: this installation
 
     def cost_per_user_hour(self, price_per_hour: float | None) -> float | None:
         if price_per_hour is None or self.capacity == 0:
@@ -53,6 +59,7 @@ class CapacityReport:
     backends: list[BackendCapacity]
     machine: dict = field(default_factory=dict)
     server: str = "process"
+    against: dict | None = None  # REV beside the working tree: commit, subject, why it was chosen
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -101,6 +108,12 @@ class CapacityReport:
             if b.stopped:
                 line += f"; stopped: {b.stopped}"
             rows.append(line)
+        if self.against:
+            rows.append(
+                f"\n`@ {self.against['commit'][:12]}`: served from {self.against['subject']} (checked out into a "
+                f"temporary git worktree; {self.against['chosen_by']}); the others from the working tree, "
+                f"{'with uncommitted changes' if self.against.get('dirty') else 'as committed'}."
+            )
         rows.append(
             f"\nWithin budget: p95 TTFA <= {self.budget_ms:g} ms, no stalls, no errors, at that level and every "
             f"level below ({self.pacing} pacing, {self.data}). "
@@ -141,11 +154,14 @@ def run_capacity(
     out: str | Path = "reports/runs/load",
     progress: bool = False,
     server: str = "process",
+    against: str | None = None,
+    repo: str | Path | None = None,
 ) -> CapacityReport:
     """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``.
 
     ``server``: ``process`` (each backend served by ``s2s-bench serve`` in its own process) or ``thread`` (in
-    this process)."""
+    this process). ``against``: also serve every backend from this git revision (``""``: the default revision of
+    ``gate --against``) of ``repo`` (default: this checkout), ramped beside the working tree's."""
     from ..backend import BackendError, BackendSpec
     from ..data import load_utterances
     from ..results import machine_info
@@ -166,6 +182,8 @@ def run_capacity(
         )
     if server not in ("process", "thread"):
         raise ValueError(f"Expected server 'process' or 'thread' but got {server!r}")
+    if against is not None and server != "process":
+        raise ValueError("--against serves the revision's tree in a process of its own: use --server process")
     levels = tuple(sorted(set(levels)))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,14 +192,21 @@ def run_capacity(
     if not utts:
         raise ValueError(f"No utterances in {data!r}" + (f" (split {split})" if split else ""))
     servers, ramps, keys, loaded = [], [], [], []
+    stack = contextlib.ExitStack()
     try:
-        for b, spec in enumerate(backends):
+        sides: list[tuple[str, Path | None, str | None, str]] = [
+            (spec, None, None, spec) for spec in backends
+        ]
+        against_info = None
+        if against is not None:
+            sides, against_info = _sides_against(backends, against, repo, stack)
+        for b, (spec, tree, commit, label) in enumerate(sides):
             if server == "process":
                 served = TreeServer(
-                    None,
+                    tree,
                     spec,
                     out / f"b{b}-server.log",
-                    label=f"load: {spec}",
+                    label=f"load: {label}",
                     serve_args=("--max-sessions", str(max(levels) + 4)),
                 )
                 servers.append(served)
@@ -198,7 +223,7 @@ def run_capacity(
                 info = backend.describe().get("engine")
             remote = f"remote:url={served.url},format={wire_format}"
             keys.append(str(BackendSpec.parse(remote)))
-            ramps.append(BackendCapacity(backend=spec, engine=info))
+            ramps.append(BackendCapacity(backend=label, engine=info, revision=commit))
         t_start = time.monotonic()
         for index, n in enumerate(levels):
             order = list(range(len(ramps)))
@@ -251,6 +276,7 @@ def run_capacity(
             served.stop()
         for backend in loaded:
             backend.shutdown()
+        stack.close()  # the revision's worktree, once its servers have stopped
     report = CapacityReport(
         budget_ms=budget_ms,
         pacing=pacing,
@@ -259,10 +285,39 @@ def run_capacity(
         backends=ramps,
         machine=machine_info(),
         server=server,
+        against=against_info,
     )
     (out / "load.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     (out / "load.md").write_text(report.table() + "\n", encoding="utf-8")
     return report
+
+
+def _sides_against(
+    backends: list[str], against: str, repo: str | Path | None, stack: contextlib.ExitStack
+) -> tuple[list[tuple[str, Path | None, str | None, str]], dict]:
+    """``(spec, tree, commit, label)`` for REV's side and the working tree's side of every backend, REV's tree
+    checked out into a temporary worktree that ``stack`` removes; and what REV is."""
+    from ..revision import RevisionError, harness_checkout, materialised, resolve, working_tree_state
+
+    try:
+        root = Path(repo).resolve() if repo else harness_checkout()
+        revision = resolve(root, against or None)
+        base_tree = stack.enter_context(materialised(root, revision))
+    except RevisionError as exc:
+        raise ValueError(str(exc)) from None
+    state = working_tree_state(root)
+    sides = []
+    for spec in backends:
+        sides.append((spec, base_tree, revision.commit, f"{spec} @ {revision.short}"))
+        sides.append((spec, root, state["commit"], spec))
+    info = {
+        "commit": revision.commit,
+        "subject": revision.subject,
+        "chosen_by": revision.chosen_by,
+        "working_tree": state["commit"],
+        "dirty": state["dirty"],
+    }
+    return sides, info
 
 
 def fmt_ms(value: float | None) -> str:
