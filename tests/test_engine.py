@@ -416,3 +416,29 @@ def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny):
         first = min(k, answer) if tick_s == 0.0 else 1
         assert len({t for t, _ in ticks[:first]}) == 1  # sent in one tick
         assert len({t for t, _ in ticks[first - 1 :]}) == len(ticks) - first + 1  # then one per tick
+
+
+def test_an_answer_that_starts_while_the_user_talks_is_prebuffered_on_an_idle_engine(tiny):
+    """Frames of an answer that starts during the input come one per input frame, with the input's jitter:
+    the prebuffer holds them even when the engine is not loaded."""
+    audio = toy_wave(1.0, 250, 2)  # 50 frames
+    policy = dict(end_silence_frames=2, max_answer_frames=8, max_wait_frames=10, seed=5)
+    engine = make_engine(tiny, temperature=1.0, max_slots=2).start()
+    sent, done, pushed = [], threading.Event(), [0]
+
+    def emit(kind, payload):
+        if kind == "audio":
+            sent.append((engine.decodes, pushed[0]))
+        elif kind in ("done", "error"):
+            done.set()
+
+    session = engine.open(TurnPolicy(**policy, prebuffer_frames=4, prebuffer_tick_s=3600.0), emit)
+    for k in range(0, audio.size, 320):
+        session.push(audio[k : k + 320])
+        pushed[0] += 1
+        time.sleep(0.005)
+    session.end_input()
+    assert done.wait(60)
+    engine.stop()
+    assert len(sent) >= 4 and sent[3][1] < 50, "the random model should answer while the input is coming in"
+    assert len({decode for decode, _ in sent[:4]}) == 1  # the first four frames went out together

@@ -76,15 +76,16 @@ class TurnPolicy:
     then waits for the clock, so a loaded engine steps everyone in one batch per frame instead of spending its
     time on audio nobody will hear for seconds. Tokens do not change, only when they are computed."""
     prebuffer_frames: int = 1
-    """The first audio is sent once this many answer frames are ready (1: at once), when the engine is loaded
-    (``prebuffer_tick_s``). A player starts with the first frame it gets, so under load, when a tick takes most of
-    a frame's 20 ms, the second frame can come too late and the answer stalls at its start; holding back K frames
-    absorbs up to K - 1 frames of jitter and costs the first audio up to K - 1 ticks. The harness's clock sees the
-    first audio when it arrives, so TTFA pays."""
+    """The first audio is sent once this many answer frames are ready (1: at once), when the answer cannot run
+    ahead of real time: the engine is loaded (``prebuffer_tick_s``), or the answer starts while the user's audio
+    is still coming in (each frame then waits for an input frame: one per 20 ms, with the input's jitter). A player
+    starts with the first frame it gets, so the second can come too late and the answer stalls at its start;
+    holding back K frames absorbs up to K - 1 frames of jitter and costs the first audio up to K - 1 frames. The
+    harness's clock sees the first audio when it arrives, so TTFA pays."""
     prebuffer_tick_s: float = 0.010
-    """Hold back only when the engine's recent tick time (a moving average) is at least this long when the
-    answer's first frame is decoded: with ticks under half a frame the answer runs ahead at 2x real time or more
-    and cannot stall at its start, so the first audio goes at once. 0: always hold back."""
+    """The engine counts as loaded when its recent tick time (a moving average) is at least this long when the
+    answer's first frame is decoded: with ticks under half a frame an answer after the input runs ahead at 2x real
+    time or more and cannot stall at its start, so its first audio goes at once. 0: always loaded."""
 
 
 def prepared_sizes(max_slots: int) -> list[int]:
@@ -137,6 +138,9 @@ class EngineSession:
         self.audio_t0: float | None = None
         self.answer_steps = 0  # answer frames stepped (engine thread): what the lookahead counts
         self.answer_t0: float | None = None
+        self.answer_paced_by_input = (
+            False  # its first frame was stepped on an input frame (user still talking)
+        )
         self._held: list[np.ndarray] = []
         self.hold_frames = 1
         self.frame_s = engine.codec.frame_size / engine.codec.sample_rate
@@ -474,6 +478,7 @@ class Engine:
             if answering:
                 if s.answer_t0 is None:
                     s.answer_t0 = time.monotonic()
+                    s.answer_paced_by_input = not s.tracker.input_ended
                 s.answer_steps += 1
                 decode.append(i)
             elif s._held or s.tracker.ended:
@@ -533,7 +538,8 @@ class Engine:
             if s.audio_t0 is None:
                 s.audio_t0 = now
                 loaded = self.tick_s >= s.policy.prebuffer_tick_s
-                s.hold_frames = s.policy.prebuffer_frames if loaded else 1
+                held = loaded or s.answer_paced_by_input
+                s.hold_frames = s.policy.prebuffer_frames if held else 1
             s.audio_frames += 1
             if s.audio_frames <= s.hold_frames:
                 s._held.append(audio[j].copy())
