@@ -152,6 +152,27 @@ def test_load_ramps_two_backends_side_by_side_and_prices_a_user_hour(tmp_path):
     assert f"${0.49 / fast['capacity']:.4f} per user-hour" in table or fast["capacity"] == 0
 
 
+def test_keep_going_measures_past_the_first_level_out_of_budget_until_one_is_overloaded(tmp_path):
+    from harness.cli import main
+
+    args = [
+        "load",
+        "--backend",
+        "loopback:delay_ms=400",
+        "--backend",
+        "loopback:delay_ms=1000",
+        "--keep-going",
+    ]
+    args += ["--levels", "1,2,3", "--rounds", "1", "--pacing", "fast", "--budget-ms", "200"]
+    assert main([*args, "--out", str(tmp_path / "load")]) == 0
+    slow, hopeless = json.loads((tmp_path / "load" / "load.json").read_text())["backends"]
+    assert [lv["concurrency"] for lv in slow["levels"]] == [1, 2, 3] and slow["capacity"] == 0
+    assert slow["stopped"] is None and "at 1 users" in slow["broke"]  # over budget, not 4x over: measured on
+    assert [lv["concurrency"] for lv in hopeless["levels"]] == [1] and "overloaded" in hopeless["stopped"]
+    table = (tmp_path / "load" / "load.md").read_text()
+    assert "first out of budget: p95 TTFA" in table and "measured on to 3 users" in table
+
+
 def test_load_serves_each_backend_in_its_own_process_or_on_request_in_a_thread(tmp_path):
     from harness.cli import main
 

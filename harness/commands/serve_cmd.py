@@ -168,6 +168,12 @@ def add_load_parser(subparsers) -> None:
         "thread of this one (server and load client then share one GIL)",
     )
     p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="measure the levels above a backend's first one out of budget too (its capacity does not change); "
+        "stop only where a level is clearly overloaded (p95 TTFA above 4x the budget or half the turns failed)",
+    )
+    p.add_argument(
         "--against",
         nargs="?",
         const="",
@@ -229,6 +235,7 @@ def run_load(args) -> int:
                 progress=True,
                 server=args.server,
                 against=args.against,
+                keep_going=args.keep_going,
             )
             print(report.table())
     except (ValueError, BackendError, ModuleNotFoundError) as exc:

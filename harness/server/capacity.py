@@ -43,6 +43,7 @@ class BackendCapacity:
     stopped: str | None = None
     engine: dict | None = None
     revision: str | None = None  # the commit it was served from (``against``); None: this installation
+    broke: str | None = None  # why its first level not within budget was not (``keep_going`` goes on past it)
 
     def cost_per_user_hour(self, price_per_hour: float | None) -> float | None:
         if price_per_hour is None or self.capacity == 0:
@@ -88,7 +89,7 @@ class CapacityReport:
         rows.append("")
         for b in self.backends:
             top = max((lv.concurrency for lv in b.levels), default=0)
-            at_least = "at least " if b.capacity and b.capacity == top and not b.stopped else ""
+            at_least = "at least " if b.capacity and b.capacity == top and not (b.stopped or b.broke) else ""
             line = f"- `{b.backend}`: capacity {at_least}**{b.capacity}** users"
             cost = b.cost_per_user_hour(self.price_per_hour)
             if self.price_per_hour is not None:
@@ -107,6 +108,8 @@ class CapacityReport:
                 line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots{where})"
             if b.stopped:
                 line += f"; stopped: {b.stopped}"
+            elif b.broke:
+                line += f"; first out of budget: {b.broke} (measured on to {top} users)"
             rows.append(line)
         if self.against:
             rows.append(
@@ -156,12 +159,18 @@ def run_capacity(
     server: str = "process",
     against: str | None = None,
     repo: str | Path | None = None,
+    keep_going: bool = False,
+    stop_factor: float = 4.0,
 ) -> CapacityReport:
     """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``.
 
     ``server``: ``process`` (each backend served by ``s2s-bench serve`` in its own process) or ``thread`` (in
     this process). ``against``: also serve every backend from this git revision (``""``: the default revision of
-    ``gate --against``) of ``repo`` (default: this checkout), ramped beside the working tree's."""
+    ``gate --against``) of ``repo`` (default: this checkout), ramped beside the working tree's. ``keep_going``:
+    a backend goes on to the next level after one that is not within budget (its capacity does not change: the
+    last level with it and every lower one within budget), and stops only once a level is clearly overloaded
+    (p95 TTFA above ``stop_factor`` x the budget, or more than half of the turns failed): the whole curve, not
+    just the first failure, which one stall decides."""
     from ..backend import BackendError, BackendSpec
     from ..data import load_utterances
     from ..results import machine_info
@@ -261,16 +270,31 @@ def run_capacity(
                 level = measure_level(run_dir, keys[b], n, time.monotonic() - t0)
                 ramp.levels.append(level)
                 if level.within(budget_ms):
-                    ramp.capacity = n
-                else:
-                    why = []
-                    if level.ttfa_p95_ms is None or level.ttfa_p95_ms > budget_ms:
-                        why.append(f"p95 TTFA {fmt_ms(level.ttfa_p95_ms)} > {budget_ms:g} ms")
-                    if level.stalls:
-                        why.append(f"{level.stalls} stalls")
-                    if level.n_failed:
-                        why.append(f"{level.n_failed} errors")
-                    ramp.stopped = f"{', '.join(why) or 'not within budget'} at {n} users"
+                    if ramp.broke is None:
+                        ramp.capacity = n
+                    continue
+                why = []
+                if level.ttfa_p95_ms is None or level.ttfa_p95_ms > budget_ms:
+                    why.append(f"p95 TTFA {fmt_ms(level.ttfa_p95_ms)} > {budget_ms:g} ms")
+                if level.stalls:
+                    why.append(f"{level.stalls} stalls")
+                if level.n_failed:
+                    why.append(f"{level.n_failed} errors")
+                reason = f"{', '.join(why) or 'not within budget'} at {n} users"
+                first = ramp.broke is None
+                if first:
+                    ramp.broke = reason
+                overloaded = (
+                    level.ttfa_p95_ms is None
+                    or level.ttfa_p95_ms > stop_factor * budget_ms
+                    or level.n_failed > level.n / 2
+                )
+                if not keep_going:
+                    ramp.stopped = reason
+                elif overloaded:
+                    ramp.stopped = f"{reason}: overloaded" + (
+                        "" if first else f" (first out of budget: {ramp.broke})"
+                    )
     finally:
         for served in servers:
             served.stop()
