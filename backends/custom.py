@@ -164,9 +164,9 @@ class CustomBackend(Backend):
         ),
         "decode_thread": Option(
             bool,
-            True,
-            "batched engine: decode each tick's answer audio in a second thread while the next tick steps "
-            "(false: in the engine's thread, after the step; the tokens and audio are the same)",
+            False,
+            "batched engine: decode each tick's answer audio in a second thread while the next tick steps, which "
+            "pays where a core is idle (false: in the engine's thread, after the step; tokens and audio the same)",
         ),
         "workers": Option(
             int,

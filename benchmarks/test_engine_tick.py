@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the engine's tick with pytest-benchmark: per variant and batch size (1, 4, 16, 64).
+"""Micro-benchmarks of the engine's tick with pytest-benchmark: per variant and batch size (1, 4, 16, 32, 64).
 
 Not part of ``make test`` (``testpaths = tests``); run explicitly, e.g.::
 
@@ -27,7 +27,7 @@ import torch
 
 torch.set_num_threads(1)
 
-BATCHES = (1, 4, 16, 64)
+BATCHES = (1, 4, 16, 32, 64)
 VARIANTS = ["per-session", "eager", "torchscript", "onnxruntime", "int8", "onnxruntime-int8", "compile"]
 PRESET = os.environ.get("S2S_ENGINE_BENCH_PRESET", "checkpoint")
 DEVICE = os.environ.get("S2S_ENGINE_BENCH_DEVICE", "cpu")
@@ -147,6 +147,51 @@ def test_tick(benchmark, models, variant, batch):
             tick()
         rounds = 40 if batch <= 4 else 15
         benchmark.pedantic(tick, rounds=rounds, iterations=1, warmup_rounds=2)
+    benchmark.extra_info["ms_per_session"] = benchmark.stats.stats.median * 1e3 / batch
+
+
+@pytest.mark.parametrize("batch", (16, 32))
+@pytest.mark.parametrize("decode_thread", [False, True])
+def test_engine_tick_answering(benchmark, models, decode_thread, batch):
+    """Ticks through ``Engine.tick`` (ONNX Runtime) with ``batch`` sessions all answering, so every tick also
+    decodes every row: with ``decode_thread`` tick t's decode runs beside tick t+1's step. Per tick: collect,
+    step, hand-off (and, without the thread, the decode)."""
+    from custom_model.engine import Engine, TurnPolicy, frame_codec
+    from custom_model.engine.variants import VariantUnavailable
+
+    codec, model, silence = models
+    try:
+        engine = Engine(
+            model,
+            frame_codec(codec),
+            silence,
+            max_slots=max(BATCHES),
+            optimize="onnxruntime",
+            device=DEVICE,
+            decode_thread=decode_thread,
+        )
+    except VariantUnavailable as exc:
+        pytest.skip(str(exc))
+    engine.prepare()
+    policy = TurnPolicy(force_answer=True, max_answer_frames=10**6)
+    for _ in range(batch):
+        engine.open(policy, lambda kind, payload: None).end_input()
+
+    def tick():
+        with engine.cond:
+            work = engine.collect()
+        engine.tick(*work)
+
+    benchmark.group = f"engine tick, {batch} answering"
+    benchmark.extra_info.update(
+        variant="onnxruntime", batch=batch, decode_thread=decode_thread, path="engine"
+    )
+    with torch.inference_mode():
+        for _ in range(5):
+            tick()
+        benchmark.pedantic(tick, rounds=60, iterations=1, warmup_rounds=2)
+        engine.wait_decoded()
+    engine.stop()
     benchmark.extra_info["ms_per_session"] = benchmark.stats.stats.median * 1e3 / batch
 
 

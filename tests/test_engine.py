@@ -386,7 +386,8 @@ def test_lookahead_paces_the_answer_to_the_clock_without_changing_it(tiny):
     assert stamps[-1] - stamps[0] >= 10 * 0.020
 
 
-def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny):
+@pytest.mark.parametrize("decode_thread", [False, True])
+def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny, decode_thread):
     """prebuffer_frames=K on a loaded engine: the first K answer frames arrive together, later ones one by one;
     the audio is the same, and an answer shorter than K frames is sent whole. On an engine whose ticks are
     faster than ``prebuffer_tick_s`` nothing is held."""
@@ -398,7 +399,7 @@ def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny):
         plain = make_engine(tiny, temperature=1.0, max_slots=2).start()
         expected = run_engine_sessions(plain, [audio], [0.0], policy)[0]
         plain.stop()
-        engine = make_engine(tiny, temperature=1.0, max_slots=2).start()
+        engine = make_engine(tiny, temperature=1.0, max_slots=2, decode_thread=decode_thread).start()
         ticks, done = [], threading.Event()
 
         def emit(kind, payload, engine=engine, ticks=ticks, done=done):
@@ -418,12 +419,13 @@ def test_prebuffer_holds_the_first_frames_back_when_loaded_and_loses_none(tiny):
         assert len({t for t, _ in ticks[first - 1 :]}) == len(ticks) - first + 1  # then one per tick
 
 
-def test_an_answer_that_starts_while_the_user_talks_is_prebuffered_on_an_idle_engine(tiny):
+@pytest.mark.parametrize("decode_thread", [False, True])
+def test_an_answer_that_starts_while_the_user_talks_is_prebuffered_on_an_idle_engine(tiny, decode_thread):
     """Frames of an answer that starts during the input come one per input frame, with the input's jitter:
     the prebuffer holds them even when the engine is not loaded."""
     audio = toy_wave(1.0, 250, 2)  # 50 frames
     policy = dict(end_silence_frames=2, max_answer_frames=8, max_wait_frames=10, seed=5)
-    engine = make_engine(tiny, temperature=1.0, max_slots=2).start()
+    engine = make_engine(tiny, temperature=1.0, max_slots=2, decode_thread=decode_thread).start()
     sent, done, pushed = [], threading.Event(), [0]
 
     def emit(kind, payload):

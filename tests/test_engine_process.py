@@ -24,12 +24,14 @@ def process_engine(tiny, workers, **kw):  # noqa: F811
     return ProcessEngine(model, codec, silence, workers=workers, optimize="eager", **kw)
 
 
-def test_sessions_spread_over_two_workers_get_the_answers_of_the_engine_thread(tiny):  # noqa: F811
+@pytest.mark.parametrize("decode_thread", [False, True])
+def test_sessions_spread_over_two_workers_get_the_answers_of_the_engine_thread(tiny, decode_thread):  # noqa: F811
+    """... with each worker's decode in its own thread too (its events sent from that thread)."""
     audios = [toy_wave(0.3 + 0.1 * i, 200 + 50 * i, i) for i in range(4)]
     thread = make_engine(tiny, temperature=1.0, max_slots=4).start()
     expected = run_engine_sessions(thread, audios, [0.0, 0.03, 0.05, 0.2], POLICY)
     thread.stop()
-    engine = process_engine(tiny, 2, temperature=1.0, max_slots=2)
+    engine = process_engine(tiny, 2, temperature=1.0, max_slots=2, decode_thread=decode_thread)
     try:
         assert engine.max_slots == 4 and engine.variant == "eager"
         got = run_engine_sessions(engine, audios, [0.0, 0.03, 0.05, 0.2], POLICY)

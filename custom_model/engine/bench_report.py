@@ -3,7 +3,8 @@
     python -m custom_model.engine.bench_report reports/engine/tick-bench.json > reports/engine/tick-bench.md
 
 Per variant and batch size: the median tick in ms, the ms per session, and the ratio to the per-session path at
-batch 1 (measured in the same run); then the share of Python throughput another thread keeps during ticks.
+batch 1 (measured in the same run); ticks through the engine with and without its decode thread; then the share of
+Python throughput another thread keeps during ticks.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 
 def tables(data: dict) -> str:
     ticks: dict[tuple[str, int], float] = {}
+    engine_ticks: dict[tuple[bool, int], float] = {}
     gil: dict[str, float] = {}
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info", {})
         if "python_share" in info:
             gil[info["variant"]] = info["python_share"]
+        elif info.get("path") == "engine":
+            engine_ticks[(bool(info["decode_thread"]), int(info["batch"]))] = bench["stats"]["median"] * 1e3
         elif "batch" in info:
             ticks[(info["variant"], int(info["batch"]))] = bench["stats"]["median"] * 1e3
     batches = sorted({b for _, b in ticks})
@@ -49,6 +53,21 @@ def tables(data: dict) -> str:
         else:
             ratio = "n/a"
         lines.append(f"| `{v}` | " + " | ".join(cells) + f" | {ratio} |")
+    if engine_ticks:
+        sizes = sorted({b for _, b in engine_ticks})
+        lines += [
+            "",
+            "Ticks through `Engine.tick`, every session answering (`onnxruntime`):",
+            "",
+            "| decode | " + " | ".join(f"{b} answering: tick ms" for b in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        for threaded in sorted({d for d, _ in engine_ticks}):
+            cells = [engine_ticks.get((threaded, b)) for b in sizes]
+            name = "in a second thread (`decode_thread`)" if threaded else "in the engine's thread"
+            lines.append(
+                f"| {name} | " + " | ".join("n/a" if c is None else f"{c:.2f}" for c in cells) + " |"
+            )
     if gil:
         lines += ["", "| variant | Python throughput left to another thread during ticks |", "|---|---|"]
         lines += [f"| `{v}` | {share:.2f} |" for v, share in gil.items()]
