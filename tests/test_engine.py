@@ -444,3 +444,26 @@ def test_an_answer_that_starts_while_the_user_talks_is_prebuffered_on_an_idle_en
     engine.stop()
     assert len(sent) >= 4 and sent[3][1] < 50, "the random model should answer while the input is coming in"
     assert len({decode for decode, _ in sent[:4]}) == 1  # the first four frames went out together
+
+
+def test_a_slow_decode_thread_still_sends_every_frame_before_done(tiny):
+    """The engine's thread steps on while the decode thread works: a decode that lags a tick behind must still
+    send the session's last frame before its "done" (what is last is decided when the frame is stepped)."""
+    policy = dict(end_silence_frames=2, max_answer_frames=12, max_wait_frames=10, force_answer=True, seed=5)
+    audio = toy_wave(0.3, 200, 0)
+    plain = make_engine(tiny, temperature=1.0, max_slots=2).start()
+    expected = run_engine_sessions(plain, [audio], [0.0], policy)[0]
+    plain.stop()
+    engine = make_engine(tiny, temperature=1.0, max_slots=2, decode_thread=True)
+    decode = engine.runner.decode
+
+    def slow_decode(args):
+        time.sleep(0.03)  # the engine's thread meanwhile steps the next frames (~1 ms each here)
+        return decode(args)
+
+    engine.runner.decode = slow_decode
+    engine.start()
+    got = run_engine_sessions(engine, [audio], [0.0], policy)[0]
+    engine.stop()
+    assert expected.size == 12 * 320
+    np.testing.assert_allclose(got, expected, atol=1e-5)

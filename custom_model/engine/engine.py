@@ -522,11 +522,16 @@ class Engine:
         )
         frames[: len(decode)] = frame
         keep = torch.ones(size, dtype=torch.bool, device=self.device)
-        return [batch[i] for i in decode], frames, keep, rows
+        last = [
+            batch[i].tracker.ended for i in decode
+        ]  # now: the engine's thread steps on while this decodes
+        return [batch[i] for i in decode], last, frames, keep, rows
 
-    def _run_decode(self, sessions: list[EngineSession], frames, keep, rows) -> None:
-        """Decode one frame of each of ``sessions`` and send or hold their audio (in the decode thread, while
-        the engine's thread steps the next tick: the decode graph touches only decoder state)."""
+    def _run_decode(self, sessions: list[EngineSession], last: list[bool], frames, keep, rows) -> None:
+        """Decode one frame of each of ``sessions`` and send or hold their audio; ``last``: whether it is the
+        session's last frame (as it was when the frame was stepped). In the decode thread this runs while the
+        engine's thread steps the next tick: the decode graph touches only decoder state, and nothing here reads
+        what the engine's thread changes meanwhile."""
         st = self.state
         if rows is None:
             pcm = st.commit_decode(self.runner.decode(st.decode_inputs(frames, keep)))
@@ -545,11 +550,11 @@ class Engine:
             s.audio_frames += 1
             if s.audio_frames <= s.hold_frames:
                 s._held.append(audio[j].copy())
-                if s.audio_frames == s.hold_frames or s.tracker.ended:
+                if s.audio_frames == s.hold_frames or last[j]:
                     s.flush_held()
             else:
                 s.emit("audio", audio[j].copy())
-            if s.tracker.ended:
+            if last[j]:
                 s.finished = True
                 s.emit("done", None)
         if self.on_decoded is not None:
