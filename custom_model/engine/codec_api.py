@@ -79,9 +79,9 @@ def _conv_step(conv: nn.Module, x: Tensor, state: Tensor) -> tuple[Tensor, Tenso
     """:meth:`StreamingConv1d.step` for a graph: when the buffer holds exactly one output's inputs (the layers at
     the frame rate), the convolution is one matrix product of the flattened buffer with the flattened kernel;
     otherwise the module's own convolution."""
-    buf = torch.cat([state.to(x.dtype), x], dim=-1)
-    if buf.shape[-1] != conv.kernel_eff:
+    if state.shape[-1] + x.shape[-1] != conv.kernel_eff:
         return conv.step(x, state)
+    buf = torch.cat([state.to(x.dtype), x], dim=-1)
     c = conv.conv
     taps = buf if c.dilation[0] == 1 else buf[..., :: c.dilation[0]]  # [B, C_in, kernel]
     y = torch.addmm(c.bias, taps.reshape(taps.shape[0], -1), _matmul_weight(conv))
