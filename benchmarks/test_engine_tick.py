@@ -60,26 +60,27 @@ def models():
 _ENGINES: dict = {}
 
 
-def engine_for(models, variant):
+def build_engine(models, variant, **kw):
+    """A prepared engine of the benchmark's model for ``variant`` (raises ``VariantUnavailable``)."""
     from custom_model.engine import Engine, frame_codec
+
+    codec, model, silence = models
+    engine = Engine(
+        model, frame_codec(codec), silence, max_slots=max(BATCHES), optimize=variant, device=DEVICE, **kw
+    )
+    engine.prepare()
+    return engine
+
+
+def engine_for(models, variant):
     from custom_model.engine.variants import VariantUnavailable
 
     if variant not in _ENGINES:
-        codec, model, silence = models
         if variant == "compile" and not os.environ.get("S2S_BENCH_COMPILE"):
             _ENGINES[variant] = "set S2S_BENCH_COMPILE=1 to build torch.compile (minutes on a small CPU)"
         else:
             try:
-                engine = Engine(
-                    model,
-                    frame_codec(codec),
-                    silence,
-                    max_slots=max(BATCHES),
-                    optimize=variant,
-                    device=DEVICE,
-                )
-                engine.prepare()
-                _ENGINES[variant] = engine
+                _ENGINES[variant] = build_engine(models, variant)
             except VariantUnavailable as exc:
                 _ENGINES[variant] = str(exc)
     engine = _ENGINES[variant]
@@ -156,23 +157,13 @@ def test_engine_tick_answering(benchmark, models, decode_thread, batch):
     """Ticks through ``Engine.tick`` (ONNX Runtime) with ``batch`` sessions all answering, so every tick also
     decodes every row: with ``decode_thread`` tick t's decode runs beside tick t+1's step. Per tick: collect,
     step, hand-off (and, without the thread, the decode)."""
-    from custom_model.engine import Engine, TurnPolicy, frame_codec
+    from custom_model.engine import TurnPolicy
     from custom_model.engine.variants import VariantUnavailable
 
-    codec, model, silence = models
     try:
-        engine = Engine(
-            model,
-            frame_codec(codec),
-            silence,
-            max_slots=max(BATCHES),
-            optimize="onnxruntime",
-            device=DEVICE,
-            decode_thread=decode_thread,
-        )
+        engine = build_engine(models, "onnxruntime", decode_thread=decode_thread)
     except VariantUnavailable as exc:
         pytest.skip(str(exc))
-    engine.prepare()
     policy = TurnPolicy(force_answer=True, max_answer_frames=10**6)
     for _ in range(batch):
         engine.open(policy, lambda kind, payload: None).end_input()

@@ -140,9 +140,8 @@ class EngineSession:
         self.audio_t0: float | None = None
         self.answer_steps = 0  # answer frames stepped (engine thread): what the lookahead counts
         self.answer_t0: float | None = None
-        self.answer_paced_by_input = (
-            False  # its first frame was stepped on an input frame (user still talking)
-        )
+        # its first frame was stepped on an input frame (the user still talking)
+        self.answer_paced_by_input = False
         self._held: list[np.ndarray] = []
         self.hold_frames = 1
         self.frame_s = engine.codec.frame_size / engine.codec.sample_rate
@@ -522,9 +521,8 @@ class Engine:
         )
         frames[: len(decode)] = frame
         keep = torch.ones(size, dtype=torch.bool, device=self.device)
-        last = [
-            batch[i].tracker.ended for i in decode
-        ]  # now: the engine's thread steps on while this decodes
+        # read now: the engine's thread steps on while this decodes
+        last = [batch[i].tracker.ended for i in decode]
         return [batch[i] for i in decode], last, frames, keep, rows
 
     def _run_decode(self, sessions: list[EngineSession], last: list[bool], frames, keep, rows) -> None:

@@ -284,7 +284,7 @@ def _elu_symbolic(g, x, alpha, scale, input_scale):
     one = g.op("Constant", value_t=torch.tensor(1.0, dtype=torch.float32))
     negative = times(g.op("Sub", g.op("Exp", times(g.op("Min", x, zero), input_scale)), one), alpha)
     if 0.0 < alpha <= 1.0 and input_scale == 1.0:
-        # for x <= 0, alpha (e^x - 1) >= x, and for x > 0 it is < 0 < x: the larger of the two is the ELU (one
+        # for x <= 0, alpha (e^x - 1) >= x, and for x > 0 it is 0 < x: the larger of the two is the ELU (one
         # node fewer than Relu + Add; the codec has ~26 ELUs per frame)
         return times(g.op("Max", x, negative), scale)
     return times(g.op("Add", g.op("Relu", x), negative), scale)

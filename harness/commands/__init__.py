@@ -11,3 +11,19 @@ COMMAND_MODULES = (
     "harness.commands.gate_cmd",
     "harness.commands.serve_cmd",
 )
+
+
+DEFAULT_REVISION = "no REV: the merge base with main, or the previous commit when HEAD is main"
+"""What ``--against`` without a value means (``harness.revision.resolve``)."""
+
+
+def add_against_argument(parser, what: str) -> None:
+    """``--against [REV]`` (``None`` when absent, ``""`` for the default revision); ``what``: the help's start."""
+    parser.add_argument(
+        "--against",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="REV",
+        help=f"{what} ({DEFAULT_REVISION})",
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from . import add_against_argument
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,14 +15,10 @@ def add_parser(subparsers) -> None:
         "Exit code 1 on any regression, 2 on a usage error. Rules: METRIC[.STAT][@REFERENCE]:[+|-]THRESHOLD[,FLOOR], "
         "e.g. ttfa.p50:+10%, ttfa.p95:+20%,20ms, wer:+0.5pt, ttfa.p50@loopback:+10% (see docs/reports.md).",
     )
-    p.add_argument(
-        "--against",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="REV",
-        help="measure git revision REV beside the working tree, in one run, and gate on it (no REV: the merge "
-        "base with main, or the previous commit when HEAD is main); exit 3 when the sides cannot be compared",
+    add_against_argument(
+        p,
+        "measure git revision REV beside the working tree, in one run, and gate on it; exit 3 when the sides "
+        "cannot be compared",
     )
     p.add_argument("--baseline", metavar="RUN_OR_JSON", help="baseline run folder or saved baseline .json")
     p.add_argument("--candidate", metavar="RUN", help="candidate run folder")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from . import add_against_argument
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -173,15 +175,10 @@ def add_load_parser(subparsers) -> None:
         help="measure the levels above a backend's first one out of budget too (its capacity does not change); "
         "stop only where a level is clearly overloaded (p95 TTFA above 4x the budget or half the turns failed)",
     )
-    p.add_argument(
-        "--against",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="REV",
-        help="also serve every BACKEND from git revision REV (a temporary worktree) and ramp it beside the "
-        "working tree's, level by level (no REV: the merge base with main, or the previous commit when HEAD is "
-        "main)",
+    add_against_argument(
+        p,
+        "also serve every BACKEND from git revision REV (a temporary worktree) and ramp it beside the working "
+        "tree's, level by level",
     )
     p.add_argument(
         "--out", default="reports/runs/load", help="output folder (load.json, load.md, one run per level)"
