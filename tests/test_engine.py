@@ -67,6 +67,40 @@ def test_frame_codec_equals_the_codecs_own_stream(tiny):
     )
 
 
+def test_the_exported_codec_steps_slice_their_state_by_constants(tiny, tmp_path):
+    """No ``Shape`` node in the ONNX of a codec frame step: every slice length is known when the graph is built
+    (lengths computed from tensors' shapes became Shape/Gather/Sub/Slice chains, ~100 nodes per frame)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    from custom_model.engine.variants import export_onnx
+
+    fc = tiny[2]
+
+    class Encode(torch.nn.Module):
+        def forward(self, pcm, *state):
+            codes, new = fc.encode_frame(pcm, list(state))
+            return (codes, *new)
+
+    class Decode(torch.nn.Module):
+        def forward(self, codes, *state):
+            pcm, new = fc.decode_frame(codes, list(state))
+            return (pcm, *new)
+
+    codes = torch.zeros(2, fc.n_q, dtype=torch.long)
+    for name, module, args in (
+        ("encode", Encode(), (torch.zeros(2, fc.frame_size), *fc.encoder_state(2))),
+        ("decode", Decode(), (codes, *fc.decoder_state(2))),
+    ):
+        path = tmp_path / f"{name}.onnx"
+        export_onnx(module, args, path, 1)
+        nodes = onnx.load(str(path)).graph.node
+        assert any(n.op_type in ("Conv", "MatMul") for n in nodes)  # the export holds the codec
+        shapes = [n.name for n in nodes if n.op_type == "Shape"]
+        assert not shapes, f"{name}: {shapes}"
+
+
 def drive_state(engine: Engine, signal: np.ndarray, slot_of: list[int], slots: int) -> torch.Tensor:
     """Step a fresh SlotState of ``slots`` rows where session ``i`` sits in row ``slot_of[i]``; tokens per step."""
     st = SlotState(engine.model, engine.codec, slots)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = list[Tensor]
@@ -78,27 +79,49 @@ def _unflatten(spec, leaves: list[Tensor], pos: list[int]):
 def _conv_step(conv: nn.Module, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
     """:meth:`StreamingConv1d.step` for a graph: when the buffer holds exactly one output's inputs (the layers at
     the frame rate), the convolution is one matrix product of the flattened buffer with the flattened kernel;
-    otherwise the module's own convolution."""
-    if state.shape[-1] + x.shape[-1] != conv.kernel_eff:
+    for a whole number of strides per frame (every SEANet layer: the frame is a multiple of the strides), the
+    convolution of the whole buffer, keeping its last ``pad`` samples sliced by constants (:func:`_last`);
+    otherwise the module's own step."""
+    t = x.shape[-1]
+    if state.shape[-1] != conv.pad or t == 0 or t % conv.stride:
         return conv.step(x, state)
     buf = torch.cat([state.to(x.dtype), x], dim=-1)
     c = conv.conv
+    if conv.pad + t != conv.kernel_eff:  # several outputs: the whole buffer is used, its last ``pad`` stay
+        y = F.conv1d(buf, c.weight, c.bias, c.stride, 0, c.dilation)
+        return y, _last(buf, conv.pad)
     taps = buf if c.dilation[0] == 1 else buf[..., :: c.dilation[0]]  # [B, C_in, kernel]
-    y = torch.addmm(c.bias, taps.reshape(taps.shape[0], -1), _matmul_weight(conv))
+    y = torch.addmm(c.bias, taps.flatten(1), _matmul_weight(conv))  # flatten: no Shape node in a graph
     return y[:, :, None], buf[..., conv.stride :]
 
 
 def _conv_transpose_step(convtr: nn.Module, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
     """:meth:`StreamingConvTranspose1d.step` for a graph: one input frame (the first upsampling layer) is one
-    matrix product; longer inputs use the module's own transposed convolution."""
-    if x.shape[-1] != 1:
-        return convtr.step(x, state)
+    matrix product; longer inputs the module's transposed convolution, its output and its overlap tail sliced by
+    constants (:func:`_first`, :func:`_last`)."""
     tr = convtr.convtr
+    if x.shape[-1] != 1:
+        if x.shape[-1] == 0 or state.shape[-1] != convtr.overlap:
+            return convtr.step(x, state)
+        y = F.conv_transpose1d(x, tr.weight, tr.bias, tr.stride)  # T * stride + overlap samples
+        y = torch.cat([y[..., : convtr.overlap] + state.to(y.dtype), y[..., convtr.overlap :]], dim=-1)
+        return _first(y, convtr.overlap), _last(y, convtr.overlap) - tr.bias[None, :, None]
     c_in, c_out, kernel = tr.weight.shape
     y = torch.matmul(x[:, :, 0], _matmul_weight(convtr)).view(-1, c_out, kernel)
     y = y + tr.bias[None, :, None]
     y = torch.cat([y[..., : convtr.overlap] + state.to(y.dtype), y[..., convtr.overlap :]], dim=-1)
     return y[..., : convtr.stride], y[..., convtr.stride :] - tr.bias[None, :, None]
+
+
+def _last(x: Tensor, n: int) -> Tensor:
+    """The last ``n`` samples of ``x`` (possibly none), sliced by constants: slicing at lengths computed from
+    ``x.shape`` would put Shape/Gather/Sub/Slice chains in an exported graph, a few microseconds each per frame."""
+    return x[..., -n:] if n else x[..., :0]
+
+
+def _first(x: Tensor, n_dropped: int) -> Tensor:
+    """``x`` without its last ``n_dropped`` samples, sliced by constants (see :func:`_last`)."""
+    return x[..., :-n_dropped] if n_dropped else x
 
 
 def _matmul_weight(module: nn.Module) -> Tensor:

@@ -15,8 +15,8 @@ shapes that depend only on the batch size ``B``, so that it can be traced (Torch
 - tokens are drawn in the graph: greedy is ``argmax``; sampling maps per-slot uniforms (drawn on the host from
   each session's own generator) through the inverse CDF, exactly as :func:`custom_model.s2s.generate.sample_token`.
 
-At batch 1 a tick's cost is mostly the number of graph nodes (ONNX Runtime spends a few microseconds on each),
-not arithmetic, so the step is written for few nodes: rows of ``[B, features]`` (no sequence axis), the attention
+At batch 1 a tick's cost is mostly the number of graph nodes (1-3 us each on a one-row tensor: ONNX Runtime's
+dispatch plus each kernel's fixed cost), not arithmetic, so the step is written for few nodes: rows of ``[B, features]`` (no sequence axis), the attention
 scale folded into the query weights, the depth transformer's RoPE folded into one ``qkv`` weight per codebook
 position (a rotation by a constant angle is a linear map), keys and values held per head as columns so no
 transpose is needed. Graph version 3 (2026-12-07) took the S2S step from 806 to 534 nodes of ONNX Runtime's
@@ -165,7 +165,7 @@ class FusedS2SStep(nn.Module):
         ring = self.ring_slots[None, :]
         p = positions[:, None]
         valid = (ring < p) & (ring != p % context)  # held positions in (p - context, p - 1]
-        bias = torch.zeros_like(valid, dtype=x.dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
+        bias = torch.where(valid, 0.0, float("-inf")).to(x.dtype)[:, None, None, :]
         new_k, new_v = [], []
         h = x
         for i, layer in enumerate(self.temporal.layers):
@@ -285,7 +285,7 @@ class DecodeStep(nn.Module):
 
     def forward(self, frame, keep, *state):
         replace = (frame[:, :1] >= self.card) | (frame >= self.card)
-        codes = torch.where(replace, self.silence_codes.expand_as(frame), frame)
+        codes = torch.where(replace, self.silence_codes, frame)  # broadcast: no Shape/Expand nodes
         pcm, new_state = self.codec.decode_frame(codes, list(state))
         kept = []
         for old, new in zip(state, new_state, strict=True):
