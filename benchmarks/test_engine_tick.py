@@ -95,11 +95,10 @@ def tick_function(engine, batch):
     for slot in range(batch):
         st.reset(slot, slot)
     pcm = 0.1 * torch.randn(batch, engine.codec.frame_size, device=engine.device)
-    keep = torch.ones(batch, dtype=torch.bool, device=engine.device)
 
     def tick():
         _, frame = st.commit_step(engine.runner.encode(st.step_inputs(pcm, engine.sampling)))
-        st.commit_decode(engine.runner.decode(st.decode_inputs(frame, keep)))
+        st.commit_decode(engine.runner.decode(st.decode_inputs(frame)))
         if engine.device.type == "cuda":
             torch.cuda.synchronize()
 

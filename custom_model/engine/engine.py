@@ -285,7 +285,7 @@ class Engine:
         frame = torch.full(
             (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
         )
-        dec = state.decode_inputs(frame, torch.ones(size, dtype=torch.bool, device=self.device))
+        dec = state.decode_inputs(frame)
         return enc, dec
 
     def prepare(self) -> None:
@@ -520,21 +520,20 @@ class Engine:
             (size, self.config.n_q), self.config.silence_id, dtype=torch.long, device=self.device
         )
         frames[: len(decode)] = frame
-        keep = torch.ones(size, dtype=torch.bool, device=self.device)
         # read now: the engine's thread steps on while this decodes
         last = [batch[i].tracker.ended for i in decode]
-        return [batch[i] for i in decode], last, frames, keep, rows
+        return [batch[i] for i in decode], last, frames, rows
 
-    def _run_decode(self, sessions: list[EngineSession], last: list[bool], frames, keep, rows) -> None:
+    def _run_decode(self, sessions: list[EngineSession], last: list[bool], frames, rows) -> None:
         """Decode one frame of each of ``sessions`` and send or hold their audio; ``last``: whether it is the
         session's last frame (as it was when the frame was stepped). In the decode thread this runs while the
         engine's thread steps the next tick: the decode graph touches only decoder state, and nothing here reads
         what the engine's thread changes meanwhile."""
         st = self.state
         if rows is None:
-            pcm = st.commit_decode(self.runner.decode(st.decode_inputs(frames, keep)))
+            pcm = st.commit_decode(self.runner.decode(st.decode_inputs(frames)))
         else:
-            outputs = self.runner.decode(st.decode_inputs_rows(frames, keep, rows))
+            outputs = self.runner.decode(st.decode_inputs_rows(frames, rows))
             pcm = st.commit_decode_rows(outputs, rows, len(sessions))
         self.decodes += 1
         audio = pcm[: len(sessions)].float().cpu().numpy()

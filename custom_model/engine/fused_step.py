@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from custom_model.s2s.generate import inverse_cdf_sample
 from custom_model.s2s.model import S2SModel
 
-GRAPH_VERSION = "3"
+GRAPH_VERSION = "4"
 """Changes whenever the graphs' inputs, outputs or arithmetic change: part of the key of cached ONNX exports and
 ``optimize=auto`` decisions (their weights' digest alone would let a new engine load an old export)."""
 
@@ -270,11 +270,13 @@ class EncodeStep(nn.Module):
 
 
 class DecodeStep(nn.Module):
-    """Graph 2 of a tick: decode each slot's newest system frame; slots with ``keep`` False keep their state.
+    """Graph 2 of a tick: decode each row's newest system frame (the engine passes the rows of the sessions that
+    answer, so every row's state moves on).
 
     Frames that are silent or carry special tokens are replaced by ``silence_codes`` (what the codec makes of
-    digital silence), as :func:`custom_model.s2s.generate.codec_frame` does. Arguments: ``frame [B, n_q]``,
-    ``keep [B]`` bool, then the decoder state tensors. Returns ``pcm [B, frame_size], *new_decoder_state``.
+    digital silence), as :func:`custom_model.s2s.generate.codec_frame` does. Arguments: ``frame [B, n_q]``, then
+    the decoder state tensors. Returns ``pcm [B, frame_size], *new_decoder_state``. (Before graph version 4 a
+    ``keep [B]`` mask chose per row between the new and the old state; the engine always passed all True.)
     """
 
     def __init__(self, codec, silence_codes: Tensor, card: int) -> None:
@@ -283,12 +285,8 @@ class DecodeStep(nn.Module):
         self.card = card
         self.register_buffer("silence_codes", silence_codes.reshape(1, -1).long())
 
-    def forward(self, frame, keep, *state):
+    def forward(self, frame, *state):
         replace = (frame[:, :1] >= self.card) | (frame >= self.card)
         codes = torch.where(replace, self.silence_codes, frame)  # broadcast: no Shape/Expand nodes
         pcm, new_state = self.codec.decode_frame(codes, list(state))
-        kept = []
-        for old, new in zip(state, new_state, strict=True):
-            mask = keep.reshape((-1,) + (1,) * (old.dim() - 1))
-            kept.append(torch.where(mask, new, old))
-        return (pcm, *kept)
+        return (pcm, *new_state)

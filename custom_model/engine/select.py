@@ -57,7 +57,6 @@ def parity(engine, reference: Runner, candidate: Runner, steps: int = 200, slots
             st.reset(i, 1234 + i)
         states.append(st)
     signal = torch.from_numpy(parity_signal(steps, fc.frame_size, slots)).to(engine.device)
-    keep = torch.ones(slots, dtype=torch.bool, device=engine.device)
     equal = total = 0
     first_diff = None
     max_audio_diff = 0.0
@@ -71,7 +70,7 @@ def parity(engine, reference: Runner, candidate: Runner, steps: int = 200, slots
             results = []
             for runner, st in zip((reference, candidate), states, strict=True):
                 tokens, frame = st.commit_step(runner.encode(st.step_inputs(signal[t], engine.sampling)))
-                pcm = st.commit_decode(runner.decode(st.decode_inputs(frame, keep)))
+                pcm = st.commit_decode(runner.decode(st.decode_inputs(frame)))
                 results.append((tokens, pcm))
             (ref_tokens, ref_pcm), (cand_tokens, cand_pcm) = results
             same = int((ref_tokens == cand_tokens).sum())

@@ -167,8 +167,8 @@ class SlotState:
         self._write_step(rows, tokens, new_k[:n], new_v[:n], [t[:n] for t in enc])
         return tokens, frame
 
-    def decode_inputs_rows(self, frame: Tensor, keep: Tensor, rows: Tensor) -> tuple[Tensor, ...]:
-        return (frame, keep, *(t[rows] for t in self.dec_state))
+    def decode_inputs_rows(self, frame: Tensor, rows: Tensor) -> tuple[Tensor, ...]:
+        return (frame, *(t[rows] for t in self.dec_state))
 
     def commit_decode_rows(self, outputs: tuple[Tensor, ...], rows: Tensor, n: int) -> Tensor:
         pcm, *dec = outputs
@@ -176,9 +176,9 @@ class SlotState:
             state[rows[:n]] = new[:n]
         return pcm
 
-    def decode_inputs(self, frame: Tensor, keep: Tensor) -> tuple[Tensor, ...]:
+    def decode_inputs(self, frame: Tensor) -> tuple[Tensor, ...]:
         b = frame.shape[0]
-        return (frame, keep, *(t[:b] for t in self.dec_state))
+        return (frame, *(t[:b] for t in self.dec_state))
 
     def commit_decode(self, outputs: tuple[Tensor, ...]) -> Tensor:
         pcm, *dec = outputs

@@ -199,7 +199,7 @@ class OnnxRuntimeRunner(Runner):
         if not path.is_file():
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{kind}.tmp{os.getpid()}.onnx")
-            export_onnx(module, args, tmp, 5 if kind == "encode" else 2)
+            export_onnx(module, args, tmp, 5 if kind == "encode" else 1)
             os.replace(tmp, path)
         if not self.int8:
             return path
