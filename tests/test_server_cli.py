@@ -173,6 +173,44 @@ def test_keep_going_measures_past_the_first_level_out_of_budget_until_one_is_ove
     assert "first out of budget: p95 TTFA" in table and "measured on to 3 users" in table
 
 
+def test_passes_ramp_again_and_report_the_median_capacity_with_its_range(tmp_path, capsys):
+    """Two backends, three passes over the same servers: every pass measured and kept, capacity = the median."""
+    from harness.cli import main
+
+    args = [
+        "load",
+        "--backend",
+        "loopback:delay_ms=10",
+        "--backend",
+        "loopback:delay_ms=400",
+        "--passes",
+        "3",
+    ]
+    args += ["--levels", "1,2", "--rounds", "1", "--pacing", "fast", "--budget-ms", "200"]
+    args += ["--price-per-hour", "0.49", "--out", str(tmp_path / "load")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "load" / "load.json").read_text())
+    assert report["passes"] == 3
+    fast, slow = report["backends"]
+    assert len(fast["passes"]) == 3 == len(slow["passes"])
+    assert all([lv["concurrency"] for lv in p["levels"]] == [1] for p in slow["passes"])  # stops each pass
+    assert slow["capacities"] == [0, 0, 0] and slow["capacity"] == 0
+    assert fast["capacity"] == sorted(fast["capacities"])[1]
+    if fast["capacity"]:
+        assert fast["cost_per_user_hour"] == pytest.approx(0.49 / fast["capacity"])
+    assert fast["levels"] is None  # several passes: the levels are per pass
+    for b, n in ((0, 1), (1, 1)):
+        for p in (1, 2, 3):
+            assert (tmp_path / "load" / f"b{b}-p{p}-c{n:03d}").is_dir()
+    table = (tmp_path / "load" / "load.md").read_text()
+    assert "| pass |" in table and "| 1 | loopback:delay_ms=400 | 3 |" in table
+    caps = ", ".join(map(str, fast["capacities"]))
+    assert f"(median of 3 passes: {caps};" in table
+    assert "stopped in pass 3: p95 TTFA" in table
+    assert main([*args[:-1], str(tmp_path / "bad"), "--passes", "0"]) == 2
+    assert "passes >= 1" in capsys.readouterr().err
+
+
 def test_load_serves_each_backend_in_its_own_process_or_on_request_in_a_thread(tmp_path):
     from harness.cli import main
 

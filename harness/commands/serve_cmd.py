@@ -161,7 +161,9 @@ def add_load_parser(subparsers) -> None:
     )
     p.add_argument("--pacing", choices=("realtime", "fast"), default="realtime")
     p.add_argument("--format", choices=("pcm16", "f32"), default="pcm16", help="audio encoding on the wire")
-    p.add_argument("--max-total-s", type=float, default=1800.0, help="stop ramping after this many seconds")
+    p.add_argument(
+        "--max-total-s", type=float, default=1800.0, help="stop ramping after this many seconds (per pass)"
+    )
     p.add_argument(
         "--server",
         choices=("process", "thread"),
@@ -174,6 +176,13 @@ def add_load_parser(subparsers) -> None:
         action="store_true",
         help="measure the levels above a backend's first one out of budget too (its capacity does not change); "
         "stop only where a level is clearly overloaded (p95 TTFA above 4x the budget or half the turns failed)",
+    )
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="ramp N times over the same servers and report the median capacity with its range (the first stall "
+        "decides a pass, so one pass is noisy at the edge; default 1)",
     )
     add_against_argument(
         p,
@@ -194,6 +203,8 @@ def run_load(args) -> int:
         if args.url:
             if args.against is not None:
                 raise ValueError("--against serves the backends itself: it cannot measure --url")
+            if args.passes != 1:
+                raise ValueError("--passes ramps backends served here: not with --url")
             from ..server.load import DEFAULT_LEVELS, run_load_suite
 
             report = run_load_suite(
@@ -233,6 +244,7 @@ def run_load(args) -> int:
                 server=args.server,
                 against=args.against,
                 keep_going=args.keep_going,
+                passes=args.passes,
             )
             print(report.table())
     except (ValueError, BackendError, ModuleNotFoundError) as exc:

@@ -15,6 +15,12 @@ With ``against=REV`` every backend is also served from git revision REV (checked
 as ``s2s-bench gate --against`` does) and ramped beside the working tree's, level by level, taking turns: "did my
 change cost users?" answered in one run on one machine (asv's ``continuous`` for capacity).
 
+With ``passes=N`` the whole ramp runs N times over the same loaded servers (pass after pass, the order of the
+backends alternating as well): a capacity decided by the first stall is noisy at the edge (on a 2-core machine
+the same engine held 20, 24 and 28 users in three runs), so each pass's capacity is kept and the one reported is
+their median (the lower middle one for an even N), with the range beside it; the cost per user-hour is priced at
+that median.
+
 Levels need more utterances than the data may have: an utterance is repeated under a new id (``<id>#r<k>``).
 """
 
@@ -24,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,21 +41,67 @@ DEFAULT_RAMP = (1, 2, 4, 8, 16, 24, 32, 48, 64)
 
 
 @dataclass
-class BackendCapacity:
-    """One backend's ramp: its levels, its capacity (users) and why the ramp stopped."""
+class RampPass:
+    """One pass of a backend's ramp: its levels, its capacity (users) and why it stopped."""
 
-    backend: str
     levels: list[LoadLevel] = field(default_factory=list)
     capacity: int = 0
     stopped: str | None = None
+    broke: str | None = None  # why its first level not within budget was not (``keep_going`` goes on past it)
+
+
+@dataclass
+class BackendCapacity:
+    """One backend's ramp: every pass (one unless ``passes`` > 1) and the capacity reported (their median)."""
+
+    backend: str
     engine: dict | None = None
     revision: str | None = None  # the commit it was served from (``against``); None: this installation
-    broke: str | None = None  # why its first level not within budget was not (``keep_going`` goes on past it)
+    passes: list[RampPass] = field(default_factory=list)
+
+    @property
+    def capacities(self) -> list[int]:
+        return [p.capacity for p in self.passes]
+
+    @property
+    def capacity(self) -> int:
+        """The median of the passes' capacities (the lower middle one for an even number of passes)."""
+        return statistics.median_low(self.capacities) if self.passes else 0
+
+    @property
+    def levels(self) -> list[LoadLevel]:
+        """Every level measured, pass after pass."""
+        return [lv for p in self.passes for lv in p.levels]
+
+    @property
+    def stopped(self) -> str | None:
+        return self.passes[-1].stopped if self.passes else None
+
+    @property
+    def broke(self) -> str | None:
+        return next((p.broke for p in self.passes if p.broke), None)
 
     def cost_per_user_hour(self, price_per_hour: float | None) -> float | None:
         if price_per_hour is None or self.capacity == 0:
             return None
         return price_per_hour / self.capacity
+
+    def to_dict(self, price_per_hour: float | None) -> dict:
+        """What ``load.json`` holds: the summary fields (capacity: the median; levels, stopped and broke of a
+        single pass as before), then every pass."""
+        one = len(self.passes) == 1
+        return {
+            "backend": self.backend,
+            "capacity": self.capacity,
+            "capacities": self.capacities,
+            "cost_per_user_hour": self.cost_per_user_hour(price_per_hour),
+            "engine": self.engine,
+            "revision": self.revision,
+            "levels": [asdict(lv) for lv in self.levels] if one else None,
+            "stopped": self.stopped if one else None,
+            "broke": self.broke if one else None,
+            "passes": [asdict(p) for p in self.passes],
+        }
 
 
 @dataclass
@@ -63,34 +116,46 @@ class CapacityReport:
     against: dict | None = None  # REV beside the working tree: commit, subject, why it was chosen
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for b, entry in zip(self.backends, d["backends"], strict=True):
-            entry["cost_per_user_hour"] = b.cost_per_user_hour(self.price_per_hour)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "backends"}
+        d["passes"] = max((len(b.passes) for b in self.backends), default=0)
+        d["backends"] = [b.to_dict(self.price_per_hour) for b in self.backends]
         return d
 
     def table(self) -> str:
         """Markdown: one row per level and backend, then a capacity (and cost) line per backend."""
         fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+        n_passes = max((len(b.passes) for b in self.backends), default=1)
+        several = n_passes > 1
         rows = [
-            "| users | backend | ok/n | TTFA p50 ms | TTFA p95 ms | stalls (utts) | errors | within budget |",
-            "|---|---|---|---|---|---|---|---|",
+            "| users | backend |"
+            + (" pass |" if several else "")
+            + " ok/n | TTFA p50 ms | TTFA p95 ms | stalls (utts) | errors | within budget |",
+            "|---|---|" + ("---|" if several else "") + "---|---|---|---|---|---|",
         ]
         levels = sorted({lv.concurrency for b in self.backends for lv in b.levels})
         for n in levels:
             for b in self.backends:
-                lv = next((x for x in b.levels if x.concurrency == n), None)
-                if lv is None:
-                    continue
-                errors = ", ".join(f"{k} {v}" for k, v in sorted(lv.errors.items())) or "0"
-                rows.append(
-                    f"| {n} | {b.backend} | {lv.n_ok}/{lv.n} | {fmt(lv.ttfa_p50_ms)} | {fmt(lv.ttfa_p95_ms)} | "
-                    f"{lv.stalls} ({lv.stalled_utterances}) | {errors} | {'yes' if lv.within(self.budget_ms) else 'no'} |"
-                )
+                for k, ramp in enumerate(b.passes):
+                    lv = next((x for x in ramp.levels if x.concurrency == n), None)
+                    if lv is None:
+                        continue
+                    errors = ", ".join(f"{kind} {count}" for kind, count in sorted(lv.errors.items())) or "0"
+                    rows.append(
+                        f"| {n} | {b.backend} |"
+                        + (f" {k + 1} |" if several else "")
+                        + f" {lv.n_ok}/{lv.n} | {fmt(lv.ttfa_p50_ms)} | {fmt(lv.ttfa_p95_ms)} | "
+                        f"{lv.stalls} ({lv.stalled_utterances}) | {errors} | "
+                        f"{'yes' if lv.within(self.budget_ms) else 'no'} |"
+                    )
         rows.append("")
         for b in self.backends:
             top = max((lv.concurrency for lv in b.levels), default=0)
-            at_least = "at least " if b.capacity and b.capacity == top and not (b.stopped or b.broke) else ""
+            unbroken = not any(p.stopped or p.broke for p in b.passes)
+            at_least = "at least " if b.capacity and b.capacity == top and unbroken else ""
             line = f"- `{b.backend}`: capacity {at_least}**{b.capacity}** users"
+            if len(b.passes) > 1:
+                caps = b.capacities
+                line += f" (median of {len(caps)} passes: {', '.join(map(str, caps))}; range {min(caps)}-{max(caps)})"
             cost = b.cost_per_user_hour(self.price_per_hour)
             if self.price_per_hour is not None:
                 line += (
@@ -106,10 +171,13 @@ class CapacityReport:
                     else ", in the server's process"
                 )
                 line += f" (engine {b.engine.get('variant')}, {b.engine.get('slots')} slots{where})"
-            if b.stopped:
-                line += f"; stopped: {b.stopped}"
-            elif b.broke:
-                line += f"; first out of budget: {b.broke} (measured on to {top} users)"
+            for k, ramp in enumerate(b.passes):
+                said = f" in pass {k + 1}" if len(b.passes) > 1 else ""
+                if ramp.stopped:
+                    line += f"; stopped{said}: {ramp.stopped}"
+                elif ramp.broke:
+                    reached = max((lv.concurrency for lv in ramp.levels), default=0)
+                    line += f"; first out of budget{said}: {ramp.broke} (measured on to {reached} users)"
             rows.append(line)
         if self.against:
             rows.append(
@@ -161,6 +229,7 @@ def run_capacity(
     repo: str | Path | None = None,
     keep_going: bool = False,
     stop_factor: float = 4.0,
+    passes: int = 1,
 ) -> CapacityReport:
     """Ramp every backend in ``backends`` (specs) through ``levels``; writes ``load.json`` and ``load.md``.
 
@@ -170,7 +239,8 @@ def run_capacity(
     a backend goes on to the next level after one that is not within budget (its capacity does not change: the
     last level with it and every lower one within budget), and stops only once a level is clearly overloaded
     (p95 TTFA above ``stop_factor`` x the budget, or more than half of the turns failed): the whole curve, not
-    just the first failure, which one stall decides."""
+    just the first failure, which one stall decides. ``passes``: ramp that many times over the same servers; the
+    capacity reported is the median of the passes' (see the module doc)."""
     from ..backend import BackendError, BackendSpec
     from ..data import load_utterances
     from ..results import machine_info
@@ -185,6 +255,8 @@ def run_capacity(
         raise ValueError(f"Expected concurrency levels >= 1 but got {levels!r}")
     if rounds < 1:
         raise ValueError(f"Expected rounds >= 1 but got {rounds!r}")
+    if passes < 1:
+        raise ValueError(f"Expected passes >= 1 but got {passes!r}")
     if price_per_hour is not None and price_per_hour <= 0:
         raise ValueError(
             f"Expected --price-per-hour > 0 (dollars per machine-hour) but got {price_per_hour!r}"
@@ -233,68 +305,71 @@ def run_capacity(
             remote = f"remote:url={served.url},format={wire_format}"
             keys.append(str(BackendSpec.parse(remote)))
             ramps.append(BackendCapacity(backend=label, engine=info, revision=commit))
-        t_start = time.monotonic()
-        for index, n in enumerate(levels):
-            order = list(range(len(ramps)))
-            if index % 2:
-                order.reverse()
-            for b in order:
-                ramp = ramps[b]
-                if ramp.stopped:
-                    continue
-                if time.monotonic() - t_start > max_total_s:
-                    ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
-                    continue
-                if isinstance(servers[b], TreeServer) and not servers[b].alive():
-                    ramp.stopped = (
-                        f"its server exited (code {servers[b].proc.returncode}) before {n} users; "
-                        f"log: {servers[b].log}"
+        for p in range(passes):
+            t_start = time.monotonic()  # max_total_s is per pass: each pass gets the whole ramp
+            for ramp in ramps:
+                ramp.passes.append(RampPass())
+            for index, n in enumerate(levels):
+                order = list(range(len(ramps)))
+                if (index + p) % 2:  # alternate the order level by level and pass by pass
+                    order.reverse()
+                for b in order:
+                    ramp = ramps[b].passes[p]
+                    if ramp.stopped:
+                        continue
+                    if time.monotonic() - t_start > max_total_s:
+                        ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
+                        continue
+                    if isinstance(servers[b], TreeServer) and not servers[b].alive():
+                        ramp.stopped = (
+                            f"its server exited (code {servers[b].proc.returncode}) before {n} users; "
+                            f"log: {servers[b].log}"
+                        )
+                        continue
+                    run_dir = out / (f"b{b}-p{p + 1}-c{n:03d}" if passes > 1 else f"b{b}-c{n:03d}")
+                    if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
+                        shutil.rmtree(run_dir)
+                    t0 = time.monotonic()
+                    run_benchmark(
+                        [f"remote:url={servers[b].url},format={wire_format}"],
+                        data,
+                        utterances=_repeat(utts, rounds * n),
+                        pacing=pacing,
+                        concurrency=n,
+                        timeout_s=timeout_s,
+                        out=run_dir,
+                        suite="load",
+                        save_audio=False,
+                        progress=progress,
                     )
-                    continue
-                run_dir = out / f"b{b}-c{n:03d}"
-                if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
-                    shutil.rmtree(run_dir)
-                t0 = time.monotonic()
-                run_benchmark(
-                    [f"remote:url={servers[b].url},format={wire_format}"],
-                    data,
-                    utterances=_repeat(utts, rounds * n),
-                    pacing=pacing,
-                    concurrency=n,
-                    timeout_s=timeout_s,
-                    out=run_dir,
-                    suite="load",
-                    save_audio=False,
-                    progress=progress,
-                )
-                level = measure_level(run_dir, keys[b], n, time.monotonic() - t0)
-                ramp.levels.append(level)
-                if level.within(budget_ms):
-                    if ramp.broke is None:
-                        ramp.capacity = n
-                    continue
-                why = []
-                if level.ttfa_p95_ms is None or level.ttfa_p95_ms > budget_ms:
-                    why.append(f"p95 TTFA {fmt_ms(level.ttfa_p95_ms)} > {budget_ms:g} ms")
-                if level.stalls:
-                    why.append(f"{level.stalls} stalls")
-                if level.n_failed:
-                    why.append(f"{level.n_failed} errors")
-                reason = f"{', '.join(why) or 'not within budget'} at {n} users"
-                first = ramp.broke is None
-                if first:
-                    ramp.broke = reason
-                overloaded = (
-                    level.ttfa_p95_ms is None
-                    or level.ttfa_p95_ms > stop_factor * budget_ms
-                    or level.n_failed > level.n / 2
-                )
-                if not keep_going:
-                    ramp.stopped = reason
-                elif overloaded:
-                    ramp.stopped = f"{reason}: overloaded" + (
-                        "" if first else f" (first out of budget: {ramp.broke})"
+                    level = measure_level(run_dir, keys[b], n, time.monotonic() - t0)
+                    ramp.levels.append(level)
+                    if level.within(budget_ms):
+                        if ramp.broke is None:
+                            ramp.capacity = n
+                        continue
+                    why = []
+                    if level.ttfa_p95_ms is None or level.ttfa_p95_ms > budget_ms:
+                        why.append(f"p95 TTFA {fmt_ms(level.ttfa_p95_ms)} > {budget_ms:g} ms")
+                    if level.stalls:
+                        why.append(f"{level.stalls} stalls")
+                    if level.n_failed:
+                        why.append(f"{level.n_failed} errors")
+                    reason = f"{', '.join(why) or 'not within budget'} at {n} users"
+                    first = ramp.broke is None
+                    if first:
+                        ramp.broke = reason
+                    overloaded = (
+                        level.ttfa_p95_ms is None
+                        or level.ttfa_p95_ms > stop_factor * budget_ms
+                        or level.n_failed > level.n / 2
                     )
+                    if not keep_going:
+                        ramp.stopped = reason
+                    elif overloaded:
+                        ramp.stopped = f"{reason}: overloaded" + (
+                            "" if first else f" (first out of budget: {ramp.broke})"
+                        )
     finally:
         for served in servers:
             served.stop()
