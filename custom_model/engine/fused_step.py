@@ -16,11 +16,13 @@ shapes that depend only on the batch size ``B``, so that it can be traced (Torch
   each session's own generator) through the inverse CDF, exactly as :func:`custom_model.s2s.generate.sample_token`.
 
 At batch 1 a tick's cost is mostly the number of graph nodes (1-3 us each on a one-row tensor: ONNX Runtime's
-dispatch plus each kernel's fixed cost), not arithmetic, so the step is written for few nodes: rows of ``[B, features]`` (no sequence axis), the attention
-scale folded into the query weights, the depth transformer's RoPE folded into one ``qkv`` weight per codebook
-position (a rotation by a constant angle is a linear map), keys and values held per head as columns so no
-transpose is needed. Graph version 3 (2026-12-07) took the S2S step from 806 to 534 nodes of ONNX Runtime's
-optimised graph (the whole encode graph from 1,174 to 812; ``reports/engine.md``).
+dispatch plus each kernel's fixed cost), not arithmetic, so the step is written for few nodes: rows of
+``[B, features]`` (no sequence axis), the attention scale folded into the query weights, the depth transformer's
+RoPE folded into one ``qkv`` weight per codebook position (a rotation by a constant angle is a linear map), keys
+and values held per head as columns so no transpose is needed. Graph version 3 (2026-12-07) took the S2S step
+from 806 to 534 nodes of ONNX Runtime's optimised graph (the whole encode graph from 1,174 to 812); version 4
+(2026-12-08) dropped the decode graph's ``keep`` mask and, with the codec slicing by constants, took the encode
+graph to 693 nodes and the decode graph from 273 to 156 (``reports/engine.md``).
 
 Every row is independent of the others, so a session's tokens do not depend on who else is in the batch.
 """
