@@ -211,6 +211,31 @@ def test_passes_ramp_again_and_report_the_median_capacity_with_its_range(tmp_pat
     assert "passes >= 1" in capsys.readouterr().err
 
 
+def test_a_pass_cut_short_is_shown_but_not_counted_in_the_median():
+    from harness.server.capacity import BackendCapacity, RampPass
+
+    ramp = BackendCapacity(
+        "x", passes=[RampPass(capacity=24), RampPass(capacity=8, cut=True), RampPass(capacity=28)]
+    )
+    assert ramp.capacity == 24 and ramp.capacities == [24, 8, 28]  # median of 24 and 28 (lower), 8 left out
+    assert (
+        BackendCapacity("y", passes=[RampPass(capacity=8, cut=True)]).capacity == 8
+    )  # nothing whole: all count
+    assert BackendCapacity("z").capacity == 0
+
+
+def test_a_time_budget_cuts_every_pass_and_says_so(tmp_path):
+    from harness.server.capacity import run_capacity
+
+    report = run_capacity(
+        ["loopback"], levels=(1, 2), rounds=1, pacing="fast", max_total_s=0.0, passes=2, out=tmp_path / "l"
+    )
+    (ramp,) = report.backends
+    assert [p.cut for p in ramp.passes] == [True, True] and ramp.levels == [] and ramp.capacity == 0
+    assert all("time budget" in p.stopped for p in ramp.passes)
+    assert "0 (cut short), 0 (cut short); range 0-0)" in (tmp_path / "l" / "load.md").read_text()
+
+
 def test_load_serves_each_backend_in_its_own_process_or_on_request_in_a_thread(tmp_path):
     from harness.cli import main
 

@@ -19,7 +19,8 @@ With ``passes=N`` the whole ramp runs N times over the same loaded servers (pass
 backends alternating as well): a capacity decided by the first stall is noisy at the edge (on a 2-core machine
 the same engine held 20, 24 and 28 users in three runs), so each pass's capacity is kept and the one reported is
 their median (the lower middle one for an even N), with the range beside it; the cost per user-hour is priced at
-that median.
+that median. A pass cut short by ``max_total_s`` or by its server's exit is shown but not counted (unless every
+pass was).
 
 Levels need more utterances than the data may have: an utterance is repeated under a new id (``<id>#r<k>``).
 """
@@ -48,6 +49,9 @@ class RampPass:
     capacity: int = 0
     stopped: str | None = None
     broke: str | None = None  # why its first level not within budget was not (``keep_going`` goes on past it)
+    cut: bool = (
+        False  # stopped by the time budget or its server's exit, not by a level: its capacity is partial
+    )
 
 
 @dataclass
@@ -65,8 +69,10 @@ class BackendCapacity:
 
     @property
     def capacity(self) -> int:
-        """The median of the passes' capacities (the lower middle one for an even number of passes)."""
-        return statistics.median_low(self.capacities) if self.passes else 0
+        """The median of the passes' capacities (the lower middle one for an even number of passes); passes cut
+        short (time budget, server exit) count only when no pass ran whole."""
+        whole = [p.capacity for p in self.passes if not p.cut]
+        return statistics.median_low(whole or self.capacities) if self.passes else 0
 
     @property
     def levels(self) -> list[LoadLevel]:
@@ -154,8 +160,16 @@ class CapacityReport:
             at_least = "at least " if b.capacity and b.capacity == top and unbroken else ""
             line = f"- `{b.backend}`: capacity {at_least}**{b.capacity}** users"
             if len(b.passes) > 1:
-                caps = b.capacities
-                line += f" (median of {len(caps)} passes: {', '.join(map(str, caps))}; range {min(caps)}-{max(caps)})"
+                caps = ", ".join(f"{p.capacity}{' (cut short)' if p.cut else ''}" for p in b.passes)
+                uncounted = (
+                    "; passes cut short not counted"
+                    if 0 < sum(p.cut for p in b.passes) < len(b.passes)
+                    else ""
+                )
+                line += (
+                    f" (median of {len(b.passes)} passes: {caps}; range {min(b.capacities)}-{max(b.capacities)}"
+                    f"{uncounted})"
+                )
             cost = b.cost_per_user_hour(self.price_per_hour)
             if self.price_per_hour is not None:
                 line += (
@@ -319,12 +333,14 @@ def run_capacity(
                         continue
                     if time.monotonic() - t_start > max_total_s:
                         ramp.stopped = f"time budget max_total_s={max_total_s:g} s used up before {n} users"
+                        ramp.cut = True
                         continue
                     if isinstance(servers[b], TreeServer) and not servers[b].alive():
                         ramp.stopped = (
                             f"its server exited (code {servers[b].proc.returncode}) before {n} users; "
                             f"log: {servers[b].log}"
                         )
+                        ramp.cut = True
                         continue
                     run_dir = out / (f"b{b}-p{p + 1}-c{n:03d}" if passes > 1 else f"b{b}-c{n:03d}")
                     if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
