@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .load import LoadLevel, measure_level
+from .load import LoadLevel, run_level
 
 DEFAULT_RAMP = (1, 2, 4, 8, 16, 24, 32, 48, 64)
 
@@ -79,14 +79,6 @@ class BackendCapacity:
         """Every level measured, pass after pass."""
         return [lv for p in self.passes for lv in p.levels]
 
-    @property
-    def stopped(self) -> str | None:
-        return self.passes[-1].stopped if self.passes else None
-
-    @property
-    def broke(self) -> str | None:
-        return next((p.broke for p in self.passes if p.broke), None)
-
     def cost_per_user_hour(self, price_per_hour: float | None) -> float | None:
         if price_per_hour is None or self.capacity == 0:
             return None
@@ -95,7 +87,7 @@ class BackendCapacity:
     def to_dict(self, price_per_hour: float | None) -> dict:
         """What ``load.json`` holds: the summary fields (capacity: the median; levels, stopped and broke of a
         single pass as before), then every pass."""
-        one = len(self.passes) == 1
+        one = self.passes[0] if len(self.passes) == 1 else None
         return {
             "backend": self.backend,
             "capacity": self.capacity,
@@ -103,9 +95,9 @@ class BackendCapacity:
             "cost_per_user_hour": self.cost_per_user_hour(price_per_hour),
             "engine": self.engine,
             "revision": self.revision,
-            "levels": [asdict(lv) for lv in self.levels] if one else None,
-            "stopped": self.stopped if one else None,
-            "broke": self.broke if one else None,
+            "levels": [asdict(lv) for lv in one.levels] if one else None,
+            "stopped": one.stopped if one else None,
+            "broke": one.broke if one else None,
             "passes": [asdict(p) for p in self.passes],
         }
 
@@ -258,7 +250,6 @@ def run_capacity(
     from ..backend import BackendError, BackendSpec
     from ..data import load_utterances
     from ..results import machine_info
-    from ..runner import run_benchmark
     from ..tree_server import ServeError, TreeServer
     from .limits import ServerLimits
     from .serving import ServerThread, load_backend
@@ -345,20 +336,17 @@ def run_capacity(
                     run_dir = out / (f"b{b}-p{p + 1}-c{n:03d}" if passes > 1 else f"b{b}-c{n:03d}")
                     if run_dir.exists():  # a previous ramp's level: this ramp measures it anew
                         shutil.rmtree(run_dir)
-                    t0 = time.monotonic()
-                    run_benchmark(
-                        [f"remote:url={servers[b].url},format={wire_format}"],
+                    level = run_level(
+                        f"remote:url={servers[b].url},format={wire_format}",
+                        keys[b],
                         data,
-                        utterances=_repeat(utts, rounds * n),
+                        _repeat(utts, rounds * n),
+                        n,
+                        run_dir,
                         pacing=pacing,
-                        concurrency=n,
                         timeout_s=timeout_s,
-                        out=run_dir,
-                        suite="load",
-                        save_audio=False,
                         progress=progress,
                     )
-                    level = measure_level(run_dir, keys[b], n, time.monotonic() - t0)
                     ramp.levels.append(level)
                     if level.within(budget_ms):
                         if ramp.broke is None:

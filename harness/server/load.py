@@ -119,6 +119,38 @@ def measure_level(run_dir: Path, backend_key: str, concurrency: int, wall_s: flo
     )
 
 
+def run_level(
+    remote: str,
+    backend_key: str,
+    data: str,
+    utterances: list,
+    concurrency: int,
+    run_dir: Path,
+    *,
+    pacing: str,
+    timeout_s: float,
+    progress: bool,
+) -> LoadLevel:
+    """Play ``utterances`` through the ``remote`` spec with ``concurrency`` sessions at once into ``run_dir`` (no
+    audio saved) and summarise the level (:func:`measure_level`); the ramps of both load commands call this."""
+    from ..runner import run_benchmark
+
+    t0 = time.monotonic()
+    run_benchmark(
+        [remote],
+        data,
+        utterances=utterances,
+        pacing=pacing,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        out=run_dir,
+        suite="load",
+        save_audio=False,
+        progress=progress,
+    )
+    return measure_level(run_dir, backend_key, concurrency, time.monotonic() - t0)
+
+
 def run_load_suite(
     backend: str = "loopback",
     *,
@@ -142,7 +174,6 @@ def run_load_suite(
     """
     from ..data import load_utterances
     from ..results import machine_info
-    from ..runner import run_benchmark
     from .limits import ServerLimits
     from .serving import ServerThread, load_backend
 
@@ -177,21 +208,17 @@ def run_load_suite(
             batch = [utts[i % len(utts)] for i in range(rounds * n)]
             # the same utterance twice in one run would share an id: keep each once per level
             batch = list({u.id: u for u in batch}.values())
-            run_dir = out / f"c{n:02d}"
-            t0 = time.monotonic()
-            run_benchmark(
-                [remote],
+            level = run_level(
+                remote,
+                key,
                 data,
-                utterances=batch,
+                batch,
+                n,
+                out / f"c{n:02d}",
                 pacing=pacing,
-                concurrency=n,
                 timeout_s=timeout_s,
-                out=run_dir,
-                suite="load",
-                save_audio=False,
                 progress=progress,
             )
-            level = measure_level(run_dir, key, n, time.monotonic() - t0)
             results.append(level)
             if level.n_failed * 2 > level.n:
                 stopped = f"more than half of the sessions failed at concurrency {n}"
