@@ -11,7 +11,7 @@ tokens and new keys/values, and the largest difference of their audio::
     python benchmarks/graph_ab.py --old-tree /tmp/base --batches 1,16,32
 
 The other checkout exports its graphs in a subprocess (its own code on ``sys.path``) into the shared cache
-(``$S2S_BENCH_CACHE/engine``, keyed by each tree's code digest). Each tick's state is advanced with this tree's
+(``$S2S_BENCH_CACHE/engine``, keyed by each tree's code digest); this one through the engine it steps. Each tick's state is advanced with this tree's
 outputs. One ONNX Runtime thread, like the engine's default. Not part of ``make test``.
 """
 
@@ -65,18 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    old_dir, new_dir = export_folder(args.old_tree.resolve()), export_folder(ROOT)
+    old_dir = export_folder(args.old_tree.resolve())
     sys.path.insert(0, str(HERE))
     import test_engine_tick as T
 
-    from custom_model.codec import Codec
-    from custom_model.s2s import S2SModel
-
-    ck = ROOT / "custom_model" / "checkpoints" / "s2s-small"
-    codec, model = Codec.from_pretrained(ck / "codec"), S2SModel.from_pretrained(ck)
-    with torch.inference_mode():
-        silence = codec.encode(torch.zeros(1, 1, codec.frame_size * 16))[0, :, -1]
-    engine = T.build_engine((codec, model, silence), "onnxruntime")
+    if any(os.environ.get(f"S2S_ENGINE_BENCH_{k}") for k in ("PRESET", "CHECKPOINT", "DEVICE")):
+        raise SystemExit(
+            "graph_ab: both sides run the committed s2s-small on the CPU: unset S2S_ENGINE_BENCH_*"
+        )
+    engine = T.build_engine(T.load_models(), "onnxruntime")  # exports this tree's graphs if none are cached
+    new_dir = engine.runner.folder
     st = engine.state
 
     def session(path: Path):

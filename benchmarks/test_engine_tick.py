@@ -40,6 +40,11 @@ if DEVICE.startswith("cuda"):
 
 @pytest.fixture(scope="session")
 def models():
+    return load_models()
+
+
+def load_models():
+    """(codec, model, silence codes) of the benchmark: the checkpoint, or random weights of ``PRESET``."""
     from custom_model.codec import Codec, CodecConfig
     from custom_model.s2s import S2SModel, config_preset
 
